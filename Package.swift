@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+// The manifest reads as the architecture: each target is one concern, and
+// dependencies only point down the list (CLI -> GAN -> NN/Optim/Datasets/Distributed -> Kernels).
+import PackageDescription
+
+/// Hot loops are written with SIMD8<Float> and `addingProduct`; without AVX2/FMA at compile time
+/// they fall back to SSE and libm `fmaf` calls. `-Xcc -march=x86-64-v3` sets Swift's codegen too.
+let simd: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+
+let package = Package(
+    name: "Gantry",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "gantry", targets: ["gantry"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries and shims.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // Built without -march so that the CPU check itself runs on any x86-64.
+        .target(name: "CCPUFeatures"),
+
+        // Compute.
+        .target(name: "Kernels", swiftSettings: simd),
+        .target(name: "NN", dependencies: ["Kernels"], swiftSettings: simd),
+        .target(name: "Optim", dependencies: ["Kernels"], swiftSettings: simd),
+
+        // Files and data.
+        .target(name: "FileFormats", dependencies: ["CZlib"], swiftSettings: simd),
+        .target(name: "Datasets", dependencies: ["FileFormats", "Kernels"], swiftSettings: simd),
+
+        // Processes.
+        .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: simd),
+
+        // The product: models, losses, the training step, checkpoints, outputs.
+        .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels"],
+                swiftSettings: simd),
+
+        // Command line.
+        .executableTarget(name: "gantry", dependencies: [
+            "GAN", "CCPUFeatures",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: simd),
+        // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
+        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed"],
+                          path: "Tests/MPI", swiftSettings: simd),
+
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: simd),
+        .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simd),
+        .testTarget(name: "OptimTests", dependencies: ["Optim"], swiftSettings: simd),
+        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats"], swiftSettings: simd),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: simd),
+        .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: simd),
+        .testTarget(name: "GANTests", dependencies: ["GAN"], swiftSettings: simd),
+    ]
+)
