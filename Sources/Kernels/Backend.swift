@@ -1,0 +1,60 @@
+/// The compute interface every layer, loss and optimizer is written against.
+///
+/// All tensors are contiguous, row-major `Float` buffers passed as raw pointers; shapes are
+/// given explicitly in each call. Two implementations exist: `SIMDBackend`, which training
+/// uses, and `ReferenceBackend`, plain loops that tests use as the oracle. The interface is
+/// deliberately small: the handful of kernels two GANs need, no tensor type, no graph.
+///
+/// Conventions: a matrix argument `a` with leading dimension `lda` holds element (i, j) at
+/// `a[i * lda + j]`. "Accumulate" means `c += result` instead of `c = result`, which is how
+/// backward passes add into a network's flat gradient buffer.
+public protocol Backend: AnyObject {
+    /// `c[m x n] (+)= op(a) * op(b)`, where `op(a)` is `m x k` and `op(b)` is `k x n`.
+    /// `transposeA` means `a` is stored as `k x m` (so `op(a) = aᵀ`); likewise for `b`.
+    /// The three cases a dense layer needs: forward `X·W` (none, none), weight gradient
+    /// `Xᵀ·dY` (transposeA), input gradient `dY·Wᵀ` (transposeB).
+    func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+              c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool)
+
+    /// `x[r, j] += bias[j]` for a `rows x columns` matrix.
+    func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int)
+
+    /// `biasGradient[j] += Σ_r dy[r, j]` for a `rows x columns` matrix.
+    func accumulateBiasGradient(_ dy: UnsafePointer<Float>, rows: Int, columns: Int,
+                                into biasGradient: UnsafeMutablePointer<Float>)
+
+    /// `y = x > 0 ? x : slope * x`, elementwise over `count` values (`y` may alias `x`).
+    func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float)
+
+    /// `dx = dy * (x > 0 ? 1 : slope)`, where `x` is the forward input (`dx` may alias `dy`).
+    func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                           _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float)
+
+    /// `y = tanh(x)` elementwise (`y` may alias `x`).
+    func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int)
+
+    /// `dx = dy * (1 - y²)`, where `y` is the forward output (`dx` may alias `dy`).
+    func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                      _ dx: UnsafeMutablePointer<Float>, count: Int)
+
+    /// `y = 1 / (1 + exp(-x))` elementwise.
+    func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int)
+
+    /// Binary cross-entropy of `count` logits against targets in [0, 1], computed stably as
+    /// `max(l, 0) - l·t + log(1 + exp(-|l|))`. Returns the **sum** of the losses (in Double);
+    /// writes `gradient[i] = scale * (sigmoid(l_i) - t_i)`, the derivative of `scale * sum`.
+    /// Losses that average over a batch pass `scale = 1 / batch`.
+    func binaryCrossEntropyWithLogits(_ logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
+                                      count: Int, scale: Float,
+                                      gradient: UnsafeMutablePointer<Float>) -> Double
+
+    /// Σ x (accumulated in Double).
+    func sum(_ x: UnsafePointer<Float>, count: Int) -> Double
+
+    /// `y += alpha * x`.
+    func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int)
+
+    /// `x *= alpha`.
+    func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int)
+}
