@@ -1,0 +1,81 @@
+import Kernels
+
+/// A fully connected layer: `y = x · W + b`.
+///
+/// Shapes: x is `batch x inputs`, W is `inputs x outputs` (the Keras kernel layout), b is
+/// `outputs`, y is `batch x outputs`. The bias is optional (the DCGAN's first layer has none).
+public final class Dense: Layer {
+    public let inputCount: Int
+    public let outputCount: Int
+    public let useBias: Bool
+    private let backend: Backend
+
+    private var weightOffset = 0, biasOffset = 0
+    private var weight: UnsafeMutablePointer<Float>!, weightGradient: UnsafeMutablePointer<Float>!
+    private var bias: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?
+
+    private var output = LayerBuffer(), inputGradient = LayerBuffer()
+    private var lastInput: UnsafePointer<Float>?
+
+    public init(_ inputs: Int, _ outputs: Int, bias: Bool = true, backend: Backend) {
+        inputCount = inputs
+        outputCount = outputs
+        useBias = bias
+        self.backend = backend
+    }
+
+    deinit { output.free(); inputGradient.free() }
+
+    public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
+        weightOffset = layout.declare(prefix + "kernel", shape: [inputCount, outputCount])
+        if useBias { biasOffset = layout.declare(prefix + "bias", shape: [outputCount]) }
+    }
+
+    public func bind(to store: ParameterStore) {
+        weight = store.values.baseAddress! + weightOffset
+        weightGradient = store.gradients.baseAddress! + weightOffset
+        if useBias {
+            bias = store.values.baseAddress! + biasOffset
+            biasGradient = store.gradients.baseAddress! + biasOffset
+        }
+    }
+
+    public func initializeParameters(random: RandomStream) {
+        let limit = (6 / Float(inputCount + outputCount)).squareRoot()
+        random.fillUniform(weight, count: inputCount * outputCount, low: -limit, high: limit)
+        bias?.update(repeating: 0, count: outputCount)
+    }
+
+    public func allocate(maxBatch: Int) {
+        output.reserve(maxBatch * outputCount)
+        inputGradient.reserve(maxBatch * inputCount)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
+        lastInput = input
+        backend.gemm(transposeA: false, transposeB: false, m: batch, n: outputCount, k: inputCount,
+                     a: input, lda: inputCount, b: weight, ldb: outputCount,
+                     c: output.base, ldc: outputCount, accumulate: false)
+        if let bias { backend.addBias(bias, to: output.base, rows: batch, columns: outputCount) }
+        return UnsafePointer(output.base)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, parameterGradients: Bool,
+                         needInputGradient: Bool) -> UnsafePointer<Float>? {
+        if parameterGradients {
+            // dW (inputs x outputs) += xᵀ · dy
+            backend.gemm(transposeA: true, transposeB: false, m: inputCount, n: outputCount, k: batch,
+                         a: lastInput!, lda: inputCount, b: dy, ldb: outputCount,
+                         c: weightGradient, ldc: outputCount, accumulate: true)
+            if let biasGradient {
+                backend.accumulateBiasGradient(dy, rows: batch, columns: outputCount, into: biasGradient)
+            }
+        }
+        guard needInputGradient else { return nil }
+        // dx (batch x inputs) = dy · Wᵀ
+        backend.gemm(transposeA: false, transposeB: true, m: batch, n: inputCount, k: outputCount,
+                     a: dy, lda: outputCount, b: weight, ldb: outputCount,
+                     c: inputGradient.base, ldc: inputCount, accumulate: false)
+        return UnsafePointer(inputGradient.base)
+    }
+}

@@ -1,0 +1,63 @@
+import Kernels
+
+/// A network: layers applied in order, with all their parameters in one `ParameterStore`.
+///
+/// Shapes: input `batch x inputCount`, output `batch x outputCount`, `batch ≤ maxBatch`.
+public final class Sequential {
+    public let layers: [Layer]
+    public let parameters: ParameterStore
+    public let maxBatch: Int
+    public var inputCount: Int { layers.first!.inputCount }
+    public var outputCount: Int { layers.last!.outputCount }
+
+    /// Builds the network, lays out its parameters (named `"<index>.<name>"`, e.g.
+    /// `"0.kernel"`), and allocates every activation buffer for `maxBatch`.
+    public init(_ layers: [Layer], maxBatch: Int) {
+        precondition(!layers.isEmpty, "a network needs at least one layer")
+        for (a, b) in zip(layers, layers.dropFirst()) {
+            precondition(a.outputCount == b.inputCount,
+                         "layer sizes do not chain: \(a.outputCount) outputs feed \(b.inputCount) inputs")
+        }
+        self.layers = layers
+        self.maxBatch = maxBatch
+        var layout = ParameterLayout()
+        for (i, layer) in layers.enumerated() { layer.declareParameters(prefix: "\(i).", in: &layout) }
+        parameters = ParameterStore(entries: layout.entries)
+        for layer in layers {
+            layer.bind(to: parameters)
+            layer.allocate(maxBatch: maxBatch)
+        }
+    }
+
+    /// Initializes every layer's parameters from one seed (each layer its own stream).
+    public func initializeParameters(seed: UInt64) {
+        for (i, layer) in layers.enumerated() {
+            layer.initializeParameters(random: RandomStream(seed: seed, UInt64(i)))
+        }
+    }
+
+    /// Returns the network's output for `batch` examples, valid until the next forward.
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
+        precondition(batch <= maxBatch, "batch \(batch) exceeds the network's maximum \(maxBatch)")
+        var x = input
+        for layer in layers { x = layer.forward(x, batch: batch, context: context) }
+        return x
+    }
+
+    /// Backpropagates ∂loss/∂output through the layers of the last forward pass; returns
+    /// ∂loss/∂input when `options.inputGradient`, else nil. Parameter gradients are added to
+    /// `parameters.gradients` (zero them before a new step).
+    @discardableResult
+    public func backward(_ outputGradient: UnsafePointer<Float>, batch: Int,
+                         options: BackwardOptions = .init()) -> UnsafePointer<Float>? {
+        var dy = outputGradient
+        for (i, layer) in layers.enumerated().reversed() {
+            let needInput = i > 0 || options.inputGradient
+            let dx = layer.backward(dy, batch: batch, parameterGradients: options.parameterGradients,
+                                    needInputGradient: needInput)
+            guard let dx else { return nil }
+            dy = dx
+        }
+        return dy
+    }
+}
