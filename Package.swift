@@ -41,7 +41,7 @@ let package = Package(
 
         // Command line.
         .executableTarget(name: "gantry", dependencies: [
-            "GAN", "CCPUFeatures",
+            "GAN", "Datasets", "FileFormats", "Kernels", "Distributed", "CCPUFeatures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: simd),
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.

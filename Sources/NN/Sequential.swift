@@ -9,6 +9,8 @@ public final class Sequential {
     public let maxBatch: Int
     public var inputCount: Int { layers.first!.inputCount }
     public var outputCount: Int { layers.last!.outputCount }
+    /// The output of the last forward pass (nil before the first).
+    public private(set) var lastOutput: UnsafePointer<Float>?
 
     /// Builds the network, lays out its parameters (named `"<index>.<name>"`, e.g.
     /// `"0.kernel"`), and allocates every activation buffer for `maxBatch`.
@@ -41,6 +43,7 @@ public final class Sequential {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the network's maximum \(maxBatch)")
         var x = input
         for layer in layers { x = layer.forward(x, batch: batch, context: context) }
+        lastOutput = x
         return x
     }
 

@@ -1,0 +1,141 @@
+import FileFormats
+import Foundation
+import NN
+import Optim
+
+/// Why a checkpoint cannot be used; `description` is one line with the fix.
+public enum CheckpointError: Error, CustomStringConvertible, Equatable {
+    case notAGantryCheckpoint(path: String, missing: String)
+    case incompatible(path: String, field: String, stored: String, requested: String)
+    case noCheckpointIn(directory: String)
+
+    public var description: String {
+        switch self {
+        case let .notAGantryCheckpoint(path, missing):
+            return "checkpoint \(path) has no \(missing) metadata: it was not written by gantry train; "
+                + "pass a file from a run's checkpoints/ folder"
+        case let .incompatible(path, field, stored, requested):
+            return "checkpoint \(path) was written with \(field) \(stored), but this run asks for \(requested); "
+                + "pass the same \(field) as the run that wrote it, or start a new run in another --out folder"
+        case let .noCheckpointIn(directory):
+            return "--resume found no checkpoint in \(directory): no step-*.safetensors files; "
+                + "pass a checkpoint file with --resume FILE, or drop --resume to start a new run"
+        }
+    }
+}
+
+/// A training run's full state in one safetensors file: both networks' parameters (one tensor
+/// per layer parameter, named `generator.0.kernel`, ...), both Adam states (flat `m` and `v`
+/// tensors and the step count), the global step, and the configuration as JSON metadata.
+///
+/// Everything else a resumed run needs is derived from these: the data order from
+/// (seed, epoch, rank), the noise from (seed, step). So a resumed run on the same number of
+/// ranks computes exactly what the uninterrupted run would have.
+public enum Checkpoint {
+    static let formatKey = "gantry.format", configurationKey = "gantry.configuration", stepKey = "gantry.step"
+    static let formatVersion = "1"
+
+    /// File name of the checkpoint written after `step` steps (sorts by step).
+    public static func fileName(step: Int) -> String {
+        "step-" + String(repeating: "0", count: max(0, 8 - String(step).count)) + String(step) + ".safetensors"
+    }
+
+    /// Writes `trainer`'s state after `step` steps to `path`, atomically.
+    public static func save(_ trainer: GANTrainer, step: Int, to path: String) throws {
+        var tensors: [Safetensors.Tensor] = []
+        var metadata: [String: String] = [
+            formatKey: formatVersion,
+            stepKey: String(step),
+            configurationKey: String(decoding: try JSONEncoder().encode(trainer.configuration), as: UTF8.self),
+            "gantry.ranks": String(trainer.communicator.size),
+        ]
+        for (name, network, optimizer) in trainer.namedNetworks {
+            let values = UnsafeBufferPointer(network.parameters.values)
+            for entry in network.parameters.entries {
+                tensors.append(.init(name: "\(name).\(entry.name)", shape: entry.shape,
+                                     values: UnsafeBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count])))
+            }
+            tensors.append(.init(name: "\(name).adam.m", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.m)))
+            tensors.append(.init(name: "\(name).adam.v", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.v)))
+            metadata["gantry.\(name).adam.steps"] = String(optimizer.stepCount)
+        }
+        try Safetensors.write(path: path, tensors: tensors, metadata: metadata)
+    }
+
+    /// Reads the configuration stored in a checkpoint (to rebuild its models before `restore`).
+    public static func configuration(at path: String) throws -> GANConfiguration {
+        try configuration(of: try SafetensorsFile(path: path))
+    }
+
+    static func configuration(of file: SafetensorsFile) throws -> GANConfiguration {
+        guard file.metadata[formatKey] != nil, let json = file.metadata[configurationKey] else {
+            throw CheckpointError.notAGantryCheckpoint(path: file.path, missing: configurationKey)
+        }
+        do {
+            return try JSONDecoder().decode(GANConfiguration.self, from: Data(json.utf8))
+        } catch {
+            throw CheckpointError.notAGantryCheckpoint(path: file.path, missing: "a readable \(configurationKey)")
+        }
+    }
+
+    /// Loads `path` into `trainer` (this rank only) and returns the step it was written at.
+    /// Fails, changing nothing that matters, if the architecture differs from the trainer's.
+    public static func restore(_ trainer: GANTrainer, from path: String) throws -> Int {
+        let file = try SafetensorsFile(path: path)
+        let stored = try configuration(of: file)
+        try checkCompatible(stored, trainer.configuration, path: path)
+        guard let stepText = file.metadata[stepKey], let step = Int(stepText) else {
+            throw CheckpointError.notAGantryCheckpoint(path: path, missing: stepKey)
+        }
+        for (name, network, optimizer) in trainer.namedNetworks {
+            let values = network.parameters.values
+            for entry in network.parameters.entries {
+                try file.copyTensor(named: "\(name).\(entry.name)",
+                                    into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
+            }
+            try file.copyTensor(named: "\(name).adam.m", into: optimizer.m)
+            try file.copyTensor(named: "\(name).adam.v", into: optimizer.v)
+            guard let steps = file.metadata["gantry.\(name).adam.steps"].flatMap(Int.init) else {
+                throw CheckpointError.notAGantryCheckpoint(path: path, missing: "gantry.\(name).adam.steps")
+            }
+            optimizer.stepCount = steps
+        }
+        return step
+    }
+
+    /// The architecture and data layout must match; optimizer settings may change on resume.
+    static func checkCompatible(_ stored: GANConfiguration, _ requested: GANConfiguration, path: String) throws {
+        func check<T: Equatable>(_ field: String, _ a: T, _ b: T) throws {
+            if a != b { throw CheckpointError.incompatible(path: path, field: field, stored: "\(a)", requested: "\(b)") }
+        }
+        try check("--model", stored.model.rawValue, requested.model.rawValue)
+        try check("latent dimension", stored.latentDimension, requested.latentDimension)
+        try check("image size", "\(stored.imageHeight)x\(stored.imageWidth)", "\(requested.imageHeight)x\(requested.imageWidth)")
+    }
+
+    /// The checkpoint with the highest step in `directory`, or nil if there is none.
+    public static func latest(in directory: String) -> String? {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
+        let steps = names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted()
+        return steps.last.map { directory + "/" + $0 }
+    }
+}
+
+extension GANTrainer {
+    /// The two networks with their optimizers, under the names checkpoints use.
+    var namedNetworks: [(String, Sequential, Adam)] {
+        [("generator", models.generator, generatorOptimizer),
+         ("discriminator", models.discriminator, discriminatorOptimizer)]
+    }
+
+    /// Rank 0's optimizer state (moments and step counts) copied to every rank, after a resume.
+    public func synchronizeOptimizers() throws {
+        for (_, _, optimizer) in namedNetworks {
+            try communicator.broadcast(optimizer.m, root: 0)
+            try communicator.broadcast(optimizer.v, root: 0)
+            var steps = Int64(optimizer.stepCount)
+            try withUnsafeMutableBytes(of: &steps) { try communicator.broadcast($0, root: 0) }
+            optimizer.stepCount = Int(steps)
+        }
+    }
+}

@@ -1,0 +1,203 @@
+import Distributed
+import Kernels
+import NN
+import Optim
+
+/// Losses and discriminator outputs of one step on this rank (means over the local batch).
+public struct StepMetrics: Sendable {
+    public var discriminatorLoss: Double = 0
+    public var generatorLoss: Double = 0
+    /// Mean D(x) = sigmoid(logit) on real images, and mean D(G(z)) on generated ones.
+    public var realScore: Double = 0
+    public var fakeScore: Double = 0
+
+    public init() {}
+}
+
+/// One data-parallel replica of a GAN: both networks, both optimizers, and the training step.
+///
+/// Every rank holds identical parameters. A step computes gradients on the local batch, averages
+/// each network's gradients across ranks with one all-reduce of its flat gradient buffer, and
+/// applies the same Adam update everywhere, so the parameters stay bit-identical (which
+/// `parameterChecksumsAgree()` verifies).
+public final class GANTrainer {
+    public let configuration: GANConfiguration
+    public let models: GANModels
+    public let generatorOptimizer: Adam
+    public let discriminatorOptimizer: Adam
+    public let communicator: Communicator
+    private let backend: Backend
+
+    private var generator: Sequential { models.generator }
+    private var discriminator: Sequential { models.discriminator }
+    private let batch: Int
+    // Per-step buffers, allocated once: noise (batch x latent), targets and ∂loss/∂logit (batch).
+    private let noise: UnsafeMutableBufferPointer<Float>
+    private let realTargets, fakeTargets, generatorTargets: UnsafeMutableBufferPointer<Float>
+    private let logitGradient, scores: UnsafeMutableBufferPointer<Float>
+
+    /// Builds the models; parameters are set by `initializeParameters()` or a checkpoint.
+    public init(configuration: GANConfiguration, communicator: Communicator, backend: Backend = SIMDBackend()) {
+        self.configuration = configuration
+        self.communicator = communicator
+        self.backend = backend
+        batch = configuration.batchSize
+        models = GANModels(configuration: configuration, maxBatch: batch, backend: backend)
+        generatorOptimizer = Adam(count: models.generator.parameters.count, config: configuration.generatorOptimizer)
+        discriminatorOptimizer = Adam(count: models.discriminator.parameters.count, config: configuration.discriminatorOptimizer)
+        func buffer(_ count: Int, _ value: Float) -> UnsafeMutableBufferPointer<Float> {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
+            b.initialize(repeating: value)
+            return b
+        }
+        noise = buffer(batch * configuration.latentDimension, 0)
+        realTargets = buffer(batch, 1 - configuration.labelSmoothing)
+        fakeTargets = buffer(batch, 0)
+        generatorTargets = buffer(batch, 1)
+        logitGradient = buffer(batch, 0)
+        scores = buffer(batch, 0)
+    }
+
+    deinit {
+        for b in [noise, realTargets, fakeTargets, generatorTargets, logitGradient, scores] { b.deallocate() }
+    }
+
+    /// Rank 0 initializes both networks from the seed and broadcasts them, so every replica
+    /// starts from rank 0's parameters whatever happens on the others.
+    public func initializeParameters() throws {
+        if communicator.rank == 0 { models.initialize(seed: configuration.seed) }
+        try synchronizeParameters()
+    }
+
+    /// Copies rank 0's parameters to every rank (after initialization or loading a checkpoint).
+    public func synchronizeParameters() throws {
+        try communicator.broadcast(generator.parameters.values, root: 0)
+        try communicator.broadcast(discriminator.parameters.values, root: 0)
+    }
+
+    /// One training step on this rank's `real` batch (`batchSize x pixels`, in [-1, 1]).
+    /// `step` (0-based, global) keys the noise, so the result does not depend on how the
+    /// global batch is split across ranks.
+    public func step(real: UnsafePointer<Float>, step: Int) throws -> StepMetrics {
+        var metrics = StepMetrics()
+        let training = ForwardContext(training: true, firstExample: communicator.rank * batch)
+
+        fillNoise(.discriminatorNoise, step: step)
+        let fake = generator.forward(noise.baseAddress!, batch: batch, context: training)
+        discriminatorGradients(real: real, fake: fake, context: training, metrics: &metrics)
+
+        switch configuration.updateScheme {
+        case .alternating:
+            try averageAndUpdate(discriminator, discriminatorOptimizer)
+            // The generator's turn: fresh noise, through the updated discriminator.
+            fillNoise(.generatorNoise, step: step)
+            let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training)
+            let logits = discriminator.forward(fresh, batch: batch, context: training)
+            metrics.generatorLoss = generatorGradients(logits: logits)
+            try averageAndUpdate(generator, generatorOptimizer)
+        case .simultaneous:
+            // D's last forward pass was on `fake`: G's loss backpropagates through it before
+            // either network changes.
+            metrics.generatorLoss = generatorGradients(logits: discriminator.lastOutput!)
+            try averageAndUpdate(discriminator, discriminatorOptimizer)
+            try averageAndUpdate(generator, generatorOptimizer)
+        }
+        return metrics
+    }
+
+    /// One all-reduce of the network's flat gradient buffer to the mean over ranks, then the
+    /// same Adam update on every rank.
+    private func averageAndUpdate(_ network: Sequential, _ optimizer: Adam) throws {
+        try communicator.allReduce(network.parameters.gradients, .mean)
+        optimizer.step(parameters: network.parameters.values.baseAddress!,
+                       gradients: network.parameters.gradients.baseAddress!)
+    }
+
+    /// Sets D's gradients to ∂L_D/∂θ_D for L_D = mean BCE(D(real), real target) +
+    /// mean BCE(D(fake), 0), and records L_D, D(x) and D(G(z)) in `metrics`.
+    func discriminatorGradients(real: UnsafePointer<Float>, fake: UnsafePointer<Float>, context: ForwardContext,
+                                metrics: inout StepMetrics) {
+        discriminator.parameters.zeroGradients()
+        metrics.discriminatorLoss = discriminatorPass(real, targets: realTargets, context: context,
+                                                      score: &metrics.realScore)
+        metrics.discriminatorLoss += discriminatorPass(fake, targets: fakeTargets, context: context,
+                                                       score: &metrics.fakeScore)
+    }
+
+    /// D forward and backward on `images`; adds ∂(mean BCE)/∂θ_D into D's gradients.
+    /// Returns the mean loss; `score` receives the mean sigmoid of the logits.
+    private func discriminatorPass(_ images: UnsafePointer<Float>, targets: UnsafeMutableBufferPointer<Float>,
+                                   context: ForwardContext, score: inout Double) -> Double {
+        let logits = discriminator.forward(images, batch: batch, context: context)
+        let loss = backend.binaryCrossEntropyWithLogits(logits, targets: targets.baseAddress!, count: batch,
+                                                        scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
+        backend.sigmoid(logits, scores.baseAddress!, count: batch)
+        score = backend.sum(scores.baseAddress!, count: batch) / Double(batch)
+        discriminator.backward(logitGradient.baseAddress!, batch: batch)
+        return loss / Double(batch)
+    }
+
+    /// The non-saturating generator loss −log D(G(z)) on the logits of D's last forward pass
+    /// (which must be on G's last output); backpropagates through D (D's parameters untouched)
+    /// into G's gradients (set, not added). Returns the mean loss.
+    func generatorGradients(logits: UnsafePointer<Float>) -> Double {
+        generator.parameters.zeroGradients()
+        let loss = backend.binaryCrossEntropyWithLogits(logits, targets: generatorTargets.baseAddress!, count: batch,
+                                                        scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
+        let imageGradient = discriminator.backward(logitGradient.baseAddress!, batch: batch,
+                                                   options: .init(parameterGradients: false, inputGradient: true))!
+        generator.backward(imageGradient, batch: batch)
+        return loss / Double(batch)
+    }
+
+    /// Fills `noise` for this rank's slice of global step `step`: value j of global example e
+    /// is element e·latent + j of the stream (seed, purpose, step).
+    private func fillNoise(_ purpose: RandomPurpose, step: Int) {
+        let stream = RandomStream(seed: configuration.seed, purpose.rawValue, UInt64(step))
+        fillLatent(noise.baseAddress!, count: batch, firstExample: communicator.rank * batch, stream: stream,
+                   configuration: configuration)
+    }
+
+    /// Generates `count` images (inference mode) from the noise of examples
+    /// `firstExample ..< firstExample + count` of `stream` into `output` (`count x pixels`).
+    /// `count` may exceed the training batch: it runs in chunks.
+    public func generate(count: Int, stream: RandomStream, firstExample: Int = 0,
+                         into output: UnsafeMutablePointer<Float>) {
+        let pixels = configuration.pixelCount
+        var done = 0
+        while done < count {
+            let n = min(batch, count - done)
+            fillLatent(noise.baseAddress!, count: n, firstExample: firstExample + done, stream: stream,
+                       configuration: configuration)
+            let images = generator.forward(noise.baseAddress!, batch: n, context: ForwardContext(training: false))
+            (output + done * pixels).update(from: images, count: n * pixels)
+            done += n
+        }
+    }
+
+    /// Whether every rank holds bit-identical parameters (both networks), by comparing
+    /// 64-bit checksums with one small all-reduce. A collective: every rank must call it.
+    public func parameterChecksumsAgree() throws -> Bool {
+        var values = [Double](repeating: 0, count: 8)
+        for (i, store) in [generator.parameters, discriminator.parameters].enumerated() {
+            let hash = store.checksum()
+            // Exact in Double: 32-bit halves; max and −min agree only if all ranks are equal.
+            let hi = Double(hash >> 32), lo = Double(hash & 0xFFFF_FFFF)
+            values[4 * i + 0] = hi; values[4 * i + 1] = lo
+            values[4 * i + 2] = -hi; values[4 * i + 3] = -lo
+        }
+        try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
+        return values[0] == -values[2] && values[1] == -values[3] && values[4] == -values[6] && values[5] == -values[7]
+    }
+}
+
+/// Draws `count` latent vectors for global examples `firstExample...` from `stream`.
+func fillLatent(_ out: UnsafeMutablePointer<Float>, count: Int, firstExample: Int, stream: RandomStream,
+                configuration: GANConfiguration) {
+    let latent = configuration.latentDimension
+    let first = UInt64(firstExample * latent)
+    switch configuration.noise {
+    case .normal: stream.fillNormal(out, count: count * latent, first: first)
+    case .uniform: stream.fillUniform(out, count: count * latent, low: -1, high: 1, first: first)
+    }
+}

@@ -1,0 +1,209 @@
+import Distributed
+import FileFormats
+import Kernels
+import Foundation
+
+/// This rank's training examples, served in an order fixed by (seed, epoch, rank).
+public protocol TrainingData: AnyObject {
+    /// Batches per epoch, identical on every rank (the smallest shard decides).
+    var stepsPerEpoch: Int { get }
+    /// Copies batch `index` of `epoch` (`batchSize x pixels`, values in [-1, 1]) into `destination`.
+    func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>)
+}
+
+/// How long to train: a number of global steps, or of epochs over the training set.
+public enum TrainingLength: Sendable, Equatable {
+    case steps(Int)
+    case epochs(Int)
+}
+
+/// Where a run starts from.
+public enum ResumeSource: Sendable, Equatable {
+    /// The checkpoint with the highest step in `OUT/checkpoints`.
+    case latest
+    case file(String)
+}
+
+/// The run's schedule and outputs (everything but the arithmetic, which is `GANConfiguration`).
+public struct TrainingOptions: Sendable {
+    public var outputDirectory: String
+    public var length: TrainingLength = .steps(1000)
+    /// Steps between progress lines and metrics records.
+    public var logEvery = 100
+    /// Steps between sample grids (`OUT/samples/step-N.png`); 0 disables all but the last.
+    public var sampleEvery = 1000
+    /// Steps between checkpoints (`OUT/checkpoints/step-N.safetensors`); 0: the last only.
+    public var checkpointEvery = 5000
+    /// Steps between cross-rank parameter checksums.
+    public var checkEvery = 100
+    public var resume: ResumeSource?
+    /// Redraw the progress line in place (a terminal) instead of printing one line per interval.
+    public var liveProgress = false
+    /// Images in a sample grid (a square number makes a square grid).
+    public var sampleCount = 100
+
+    public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
+
+    public var checkpointDirectory: String { outputDirectory + "/checkpoints" }
+    public var sampleDirectory: String { outputDirectory + "/samples" }
+}
+
+/// A failure of the training itself (not of its inputs).
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case replicasDiverged(step: Int)
+    case datasetTooSmall(examplesPerRank: Int, batchSize: Int)
+    case alreadyFinished(step: Int, totalSteps: Int)
+
+    public var description: String {
+        switch self {
+        case let .replicasDiverged(step):
+            return "ranks hold different parameters after step \(step): the replicas diverged "
+                + "(a rank computed something else); the run stops, its last checkpoint is intact"
+        case let .datasetTooSmall(examplesPerRank, batchSize):
+            return "each rank holds \(examplesPerRank) training images, fewer than --batch-size \(batchSize): "
+                + "use a smaller --batch-size or fewer ranks"
+        case let .alreadyFinished(step, totalSteps):
+            return "the checkpoint is at step \(step), already at or past the requested \(totalSteps) steps: "
+                + "ask for more --steps or --epochs to continue training"
+        }
+    }
+}
+
+/// Runs training on every rank: resume or initialize, the step loop, and rank 0's outputs
+/// (progress, metrics, sample grids, checkpoints).
+public final class TrainingRun {
+    public let trainer: GANTrainer
+    public let options: TrainingOptions
+    let data: TrainingData
+    let communicator: Communicator
+    let reporter: ProgressReporter?
+
+    /// Builds the trainer; rank 0 creates the output folders. Nothing is trained yet.
+    public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
+                communicator: Communicator) throws {
+        self.options = options
+        self.data = data
+        self.communicator = communicator
+        trainer = GANTrainer(configuration: configuration, communicator: communicator)
+        if communicator.rank == 0 {
+            for folder in [options.outputDirectory, options.checkpointDirectory, options.sampleDirectory] {
+                try createDirectory(folder)
+            }
+            reporter = try ProgressReporter(directory: options.outputDirectory, live: options.liveProgress)
+        } else {
+            reporter = nil
+        }
+    }
+
+    public var totalSteps: Int {
+        switch options.length {
+        case let .steps(n): return n
+        case let .epochs(n): return n * data.stepsPerEpoch
+        }
+    }
+
+    /// Trains to `totalSteps`; returns the number of steps taken in this invocation.
+    @discardableResult
+    public func run() throws -> Int {
+        let c = trainer.configuration
+        let firstStep = try start()
+        let total = totalSteps
+        guard firstStep < total else { throw TrainingError.alreadyFinished(step: firstStep, totalSteps: total) }
+        reporter?.note("gantry: \(c.model.rawValue) GAN, \(communicator.size) rank(s) x batch \(c.batchSize) = "
+            + "global batch \(c.batchSize * communicator.size), \(data.stepsPerEpoch) steps/epoch, "
+            + "steps \(firstStep)..<\(total), G \(trainer.models.generator.parameters.count) + "
+            + "D \(trainer.models.discriminator.parameters.count) parameters, scheme \(c.updateScheme.rawValue)")
+
+        let real = UnsafeMutablePointer<Float>.allocate(capacity: c.batchSize * c.pixelCount)
+        defer { real.deallocate() }
+        let clock = ContinuousClock()
+        let startTime = clock.now
+        var intervalStart = startTime, intervalSteps = 0
+        // Sums over the interval: D loss, G loss, D(x), D(G(z)).
+        var sums = [Double](repeating: 0, count: 4)
+
+        for step in firstStep ..< total {
+            data.copyBatch(epoch: step / data.stepsPerEpoch, index: step % data.stepsPerEpoch, into: real)
+            let m = try trainer.step(real: real, step: step)
+            sums[0] += m.discriminatorLoss; sums[1] += m.generatorLoss
+            sums[2] += m.realScore; sums[3] += m.fakeScore
+            intervalSteps += 1
+            let done = step + 1, last = done == total
+
+            if done % options.logEvery == 0 || last {
+                try sums.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
+                let now = clock.now
+                let seconds = seconds(now - intervalStart)
+                let rate = Double(intervalSteps * c.batchSize * communicator.size) / seconds
+                reporter?.report(IntervalSummary(
+                    step: done, totalSteps: total, epoch: step / data.stepsPerEpoch,
+                    discriminatorLoss: sums[0] / Double(intervalSteps), generatorLoss: sums[1] / Double(intervalSteps),
+                    realScore: sums[2] / Double(intervalSteps), fakeScore: sums[3] / Double(intervalSteps),
+                    imagesPerSecond: rate, seconds: self.seconds(now - startTime),
+                    secondsRemaining: Double(total - done) * seconds / Double(intervalSteps)))
+                sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = clock.now
+            }
+            if done % options.checkEvery == 0 || last {
+                guard try trainer.parameterChecksumsAgree() else { throw TrainingError.replicasDiverged(step: done) }
+            }
+            if communicator.rank == 0 {
+                if (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last { try writeSamples(step: done) }
+                if (options.checkpointEvery > 0 && done % options.checkpointEvery == 0) || last {
+                    let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: done)
+                    try Checkpoint.save(trainer, step: done, to: path)
+                    if last { reporter?.note("gantry: checkpoint \(path)") }
+                }
+            }
+        }
+        reporter?.finish()
+        reporter?.note("gantry: trained \(total - firstStep) steps in "
+            + "\(ProgressReporter.duration(seconds(clock.now - startTime))); outputs in \(options.outputDirectory)")
+        return total - firstStep
+    }
+
+    /// Initializes (rank 0's parameters broadcast) or resumes (rank 0 reads the checkpoint,
+    /// every rank receives its state); returns the first step to run.
+    func start() throws -> Int {
+        var step: Int64 = 0
+        if let resume = options.resume {
+            if communicator.rank == 0 {
+                let path: String
+                switch resume {
+                case .file(let file): path = file
+                case .latest:
+                    guard let found = Checkpoint.latest(in: options.checkpointDirectory) else {
+                        throw CheckpointError.noCheckpointIn(directory: options.checkpointDirectory)
+                    }
+                    path = found
+                }
+                step = Int64(try Checkpoint.restore(trainer, from: path))
+                reporter?.note("gantry: resuming from \(path) at step \(step)")
+            }
+            try withUnsafeMutableBytes(of: &step) { try communicator.broadcast($0, root: 0) }
+            try trainer.synchronizeParameters()
+            try trainer.synchronizeOptimizers()
+        } else {
+            try trainer.initializeParameters()
+        }
+        return Int(step)
+    }
+
+    /// A grid of the generator's images for a fixed noise batch, so grids of successive
+    /// steps show the same latent points.
+    func writeSamples(step: Int) throws {
+        let c = trainer.configuration
+        let count = options.sampleCount
+        let images = UnsafeMutableBufferPointer<Float>.allocate(capacity: count * c.pixelCount)
+        defer { images.deallocate() }
+        trainer.generate(count: count, stream: RandomStream(seed: c.seed, RandomPurpose.sampleNoise.rawValue),
+                         into: images.baseAddress!)
+        let columns = Int(Double(count).squareRoot().rounded(.up))
+        let path = options.sampleDirectory + "/" + Checkpoint.fileName(step: step).replacingOccurrences(of: ".safetensors", with: ".png")
+        try PNG.writeGrid(path: path, images: UnsafeBufferPointer(images), count: count,
+                          height: c.imageHeight, width: c.imageWidth, columns: columns)
+    }
+
+    private func seconds(_ d: Duration) -> Double {
+        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}

@@ -1,0 +1,121 @@
+import Distributed
+import FileFormats
+import Foundation
+import Kernels
+import XCTest
+@testable import GAN
+
+/// A small synthetic training set held in memory, in a fixed order per epoch.
+final class SyntheticData: TrainingData {
+    let images: [Float]
+    let batch: Int
+    let stepsPerEpoch: Int
+
+    init(count: Int, batch: Int, seed: UInt64 = 9) {
+        var x = [Float](repeating: 0, count: count * 784)
+        RandomStream(seed: seed).fillUniform(&x, count: x.count, low: -1, high: 1)
+        images = x
+        self.batch = batch
+        stepsPerEpoch = count / batch
+    }
+
+    func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>) {
+        // Epochs visit batches in a rotated order, so that order matters to the result.
+        let b = (index + epoch) % stepsPerEpoch
+        images.withUnsafeBufferPointer { destination.update(from: $0.baseAddress! + b * batch * 784, count: batch * 784) }
+    }
+}
+
+final class CheckpointTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "gantry-checkpoint-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func configuration() -> GANConfiguration {
+        var c = GANConfiguration.defaults(for: .mlp)
+        c.batchSize = 8
+        c.seed = 3
+        return c
+    }
+
+    func run(_ out: String, steps: Int, resume: ResumeSource? = nil, checkpointEvery: Int = 0) throws -> TrainingRun {
+        var options = TrainingOptions(outputDirectory: out)
+        options.length = .steps(steps)
+        options.logEvery = 1
+        options.sampleEvery = 0
+        options.checkpointEvery = checkpointEvery
+        options.resume = resume
+        options.sampleCount = 4
+        let run = try TrainingRun(configuration: configuration(), options: options,
+                                  data: SyntheticData(count: 40, batch: 8), communicator: SingleProcessCommunicator())
+        try run.run()
+        return run
+    }
+
+    /// (step, d_loss, g_loss) of every metrics record.
+    func losses(_ out: String) throws -> [String] {
+        try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+            let object = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            return "\(object["step"]!) \(object["d_loss"]!) \(object["g_loss"]!)"
+        }
+    }
+
+    func testRoundTripRestoresEveryParameterAndOptimizerState() throws {
+        let trained = try run(directory + "/a", steps: 3)
+        let path = directory + "/a/checkpoints/" + Checkpoint.fileName(step: 3)
+        XCTAssertEqual(Checkpoint.latest(in: directory + "/a/checkpoints"), path)
+        XCTAssertEqual(try Checkpoint.configuration(at: path), configuration())
+
+        let fresh = GANTrainer(configuration: configuration(), communicator: SingleProcessCommunicator())
+        XCTAssertEqual(try Checkpoint.restore(fresh, from: path), 3)
+        for ((_, a, oa), (_, b, ob)) in zip(trained.trainer.namedNetworks, fresh.namedNetworks) {
+            XCTAssertEqual(Array(a.parameters.values), Array(b.parameters.values))
+            XCTAssertEqual(Array(oa.m), Array(ob.m))
+            XCTAssertEqual(Array(oa.v), Array(ob.v))
+            XCTAssertEqual(oa.stepCount, ob.stepCount)
+            XCTAssertEqual(ob.stepCount, 3)
+        }
+        // Per-layer tensors are named and shaped for other tools to read.
+        let file = try SafetensorsFile(path: path)
+        XCTAssertEqual(try file.info(named: "generator.2.kernel").shape, [128, 784])
+        XCTAssertEqual(try file.info(named: "discriminator.2.bias").shape, [1])
+    }
+
+    func testResumeContinuesWithTheLossesOfAnUninterruptedRun() throws {
+        let whole = try run(directory + "/whole", steps: 12)
+        _ = try run(directory + "/split", steps: 5, checkpointEvery: 5)
+        let resumed = try run(directory + "/split", steps: 12, resume: .latest)
+        XCTAssertEqual(try losses(directory + "/split"), try losses(directory + "/whole"))
+        XCTAssertEqual(Array(resumed.trainer.models.generator.parameters.values),
+                       Array(whole.trainer.models.generator.parameters.values))
+        XCTAssertEqual(Array(resumed.trainer.models.discriminator.parameters.values),
+                       Array(whole.trainer.models.discriminator.parameters.values))
+    }
+
+    func testIncompatibleAndForeignCheckpointsAreRefusedWithTheirReason() throws {
+        _ = try run(directory + "/a", steps: 1)
+        let path = directory + "/a/checkpoints/" + Checkpoint.fileName(step: 1)
+        var other = configuration()
+        other.latentDimension = 64
+        let trainer = GANTrainer(configuration: other, communicator: SingleProcessCommunicator())
+        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: path)) { error in
+            XCTAssertEqual("\(error)", "checkpoint \(path) was written with latent dimension 100, but this run asks for 64; "
+                + "pass the same latent dimension as the run that wrote it, or start a new run in another --out folder")
+        }
+        let foreign = directory + "/foreign.safetensors"
+        try Safetensors.write(path: foreign, tensors: [(name: "w", shape: [2], values: [1, 2])])
+        XCTAssertThrowsError(try Checkpoint.configuration(at: foreign)) { error in
+            XCTAssertEqual(error as? CheckpointError, .notAGantryCheckpoint(path: foreign, missing: "gantry.configuration"))
+        }
+        XCTAssertThrowsError(try run(directory + "/empty", steps: 2, resume: .latest)) { error in
+            XCTAssertEqual(error as? CheckpointError, .noCheckpointIn(directory: directory + "/empty/checkpoints"))
+        }
+    }
+}
