@@ -1,0 +1,108 @@
+/// The processes that train one model together, as data-parallel replicas.
+///
+/// Every rank calls the collective operations (all-reduce, broadcast, barrier) in the same
+/// order with buffers of the same length; a rank that skips one leaves the others waiting.
+/// Buffers are reduced in place. Only the thread that created the communicator calls it.
+///
+/// Implementations: ``MPICommunicator`` under `mpirun`, ``SingleProcessCommunicator``
+/// otherwise; ``Communicators/makeDefault()`` picks one. Another element type (Float16
+/// gradients) would be one more `allReduce`/`startAllReduce` pair, with its own MPI datatype
+/// and reduction operation inside ``MPICommunicator``.
+public protocol Communicator: AnyObject {
+    /// This process's index, `0..<size`.
+    var rank: Int { get }
+    /// The number of processes.
+    var size: Int { get }
+    /// The host this rank runs on, as MPI names it.
+    var processorName: String { get }
+
+    /// Replaces every element with its reduction over all ranks.
+    func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws
+    /// Replaces every element with its reduction over all ranks (metrics, checksums).
+    func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ op: Reduction) throws
+    /// Starts an all-reduce and returns at once; the buffer belongs to the communicator
+    /// until ``PendingAllReduce/wait()`` returns. Every rank starts its all-reduces in the same order.
+    func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws -> PendingAllReduce
+
+    /// Copies `root`'s buffer into every other rank's buffer.
+    func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws
+    /// Copies `root`'s bytes into every other rank's bytes (small configuration, strings).
+    func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws
+
+    /// Returns once every rank has called it.
+    func barrier() throws
+
+    /// Prints `message` on one line of standard error, prefixed with the rank, and ends
+    /// every process of the job with `exitCode`. For errors one rank cannot recover from:
+    /// exiting alone would leave the other ranks waiting in their next collective.
+    func abort(message: String, exitCode: Int32) -> Never
+
+    /// Ends communication; call once every rank is done, before the process exits.
+    /// Later calls do nothing; no collective may follow.
+    func finalize() throws
+}
+
+/// How an all-reduce combines the ranks' elements.
+public enum Reduction: Sendable {
+    /// The sum over ranks.
+    case sum
+    /// The sum over ranks divided by the number of ranks (gradient averaging).
+    case mean
+    /// The largest value over ranks.
+    case max
+    /// The smallest value over ranks.
+    case min
+}
+
+/// An all-reduce started by ``Communicator/startAllReduce(_:_:)``, to be waited on.
+public final class PendingAllReduce {
+    private var finish: (() throws -> Void)?
+
+    /// `finish` waits for the transfer and does what is left (the division of a mean).
+    init(finish: (() throws -> Void)?) { self.finish = finish }
+
+    /// Blocks until the reduced values are in the buffer. Later calls return at once.
+    public func wait() throws {
+        guard let finish else { return }
+        self.finish = nil
+        try finish()
+    }
+
+    /// A handle dropped without `wait()` still waits: MPI may be writing the caller's buffer.
+    deinit { try? wait() }
+}
+
+extension Communicator {
+    /// Whether this is rank 0, the one that logs and writes files.
+    public var isRoot: Bool { rank == 0 }
+
+    /// Copies rank 0's buffer into every other rank's buffer.
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        try broadcast(buffer, root: 0)
+    }
+
+    /// Ends the job with exit code 1; see ``abort(message:exitCode:)``.
+    public func abort(message: String) -> Never {
+        abort(message: message, exitCode: 1)
+    }
+
+    /// Returns `root`'s bytes on every rank; other ranks' `bytes` are ignored (their length too).
+    public func broadcast(_ bytes: [UInt8], root: Int = 0) throws -> [UInt8] {
+        var count = UInt64(rank == root ? bytes.count : 0)
+        try withUnsafeMutableBytes(of: &count) { try broadcast($0, root: root) }
+        var result = rank == root ? bytes : [UInt8](repeating: 0, count: Int(count))
+        try result.withUnsafeMutableBytes { try broadcast($0, root: root) }
+        return result
+    }
+
+    /// Returns `root`'s string on every rank; other ranks' `string` is ignored.
+    public func broadcast(_ string: String, root: Int = 0) throws -> String {
+        String(decoding: try broadcast(Array(string.utf8), root: root), as: UTF8.self)
+    }
+}
+
+/// Finishes a mean once the sum is in: divides by the number of ranks.
+func divide<T: FloatingPoint>(_ buffer: UnsafeMutableBufferPointer<T>, by size: Int) {
+    let divisor = T(size)
+    for i in buffer.indices { buffer[i] /= divisor }
+}

@@ -1,0 +1,154 @@
+internal import CMPI
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The ranks of an `mpirun` job, over `MPI_COMM_WORLD`.
+///
+/// MPI is initialized once per process, by the first ``world()``, at the
+/// `MPI_THREAD_FUNNELED` level: a rank may run threads of its own, but only the thread
+/// that called ``world()`` calls MPI. Call ``finalize()`` on every rank at the end.
+///
+/// Nothing finalizes MPI at exit on its own: a rank that exits early (an error on one
+/// host) must not block in `MPI_Finalize` waiting for ranks that wait for it in a
+/// collective; without it, `mpirun` sees the exit and stops the job.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    public let processorName: String
+    private let comm: MPI_Comm
+    private var finalized = false
+
+    /// The one instance; MPI cannot be initialized twice in a process.
+    nonisolated(unsafe) private static var shared: MPICommunicator?
+
+    /// The communicator over all ranks of the job, initializing MPI on the first call.
+    ///
+    /// Throws ``MPIError`` if MPI was initialized by someone else, has been finalized,
+    /// or cannot give the `MPI_THREAD_FUNNELED` thread level.
+    public static func world() throws -> MPICommunicator {
+        if let shared { return shared }
+        var flag: Int32 = 0
+        try check(MPI_Finalized(&flag), "MPI_Finalized")
+        if flag != 0 {
+            throw MPIError(code: cmpi_err_other(), function: "MPI_Init_thread", message: "MPI was already finalized")
+        }
+        try check(MPI_Initialized(&flag), "MPI_Initialized")
+        if flag != 0 {
+            throw MPIError(code: cmpi_err_other(), function: "MPI_Init_thread",
+                           message: "MPI was initialized outside MPICommunicator")
+        }
+        var provided: Int32 = 0
+        try check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+        let world = cmpi_comm_world()
+        guard provided >= cmpi_thread_funneled() else {
+            MPI_Finalize()
+            throw MPIError(code: cmpi_err_other(), function: "MPI_Init_thread",
+                           message: "asked for thread level MPI_THREAD_FUNNELED, MPI provides level \(provided)")
+        }
+        try check(MPI_Comm_set_errhandler(world, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+        let communicator = try MPICommunicator(comm: world)
+        shared = communicator
+        return communicator
+    }
+
+    private init(comm: MPI_Comm) throws {
+        var rank: Int32 = 0
+        var size: Int32 = 0
+        try check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank")
+        try check(MPI_Comm_size(comm, &size), "MPI_Comm_size")
+        var name = [CChar](repeating: 0, count: Int(cmpi_max_processor_name()) + 1)
+        var length: Int32 = 0
+        try check(MPI_Get_processor_name(&name, &length), "MPI_Get_processor_name")
+        self.comm = comm
+        self.rank = Int(rank)
+        self.size = Int(size)
+        self.processorName = String(decoding: name.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws {
+        try allReduce(UnsafeMutableRawPointer(buffer.baseAddress), buffer.count, cmpi_float(), op)
+        if op == .mean { divide(buffer, by: size) }
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ op: Reduction) throws {
+        try allReduce(UnsafeMutableRawPointer(buffer.baseAddress), buffer.count, cmpi_double(), op)
+        if op == .mean { divide(buffer, by: size) }
+    }
+
+    public func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws -> PendingAllReduce {
+        try checkOpen()
+        guard !buffer.isEmpty else { return PendingAllReduce(finish: nil) }
+        var request: MPI_Request? = cmpi_request_null()
+        try check(MPI_Iallreduce(cmpi_in_place(), buffer.baseAddress, count(buffer.count), cmpi_float(),
+                                 mpiOp(op), comm, &request), "MPI_Iallreduce")
+        let size = size
+        return PendingAllReduce {
+            try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait")
+            if op == .mean { divide(buffer, by: size) }
+        }
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
+        try broadcast(UnsafeMutableRawPointer(buffer.baseAddress), buffer.count, cmpi_float(), root: root)
+    }
+
+    public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
+        try broadcast(bytes.baseAddress, bytes.count, cmpi_byte(), root: root)
+    }
+
+    public func barrier() throws {
+        try checkOpen()
+        try check(MPI_Barrier(comm), "MPI_Barrier")
+    }
+
+    public func abort(message: String, exitCode: Int32) -> Never {
+        writeErrorLine("[rank \(rank)] \(message)")
+        if !finalized { MPI_Abort(comm, exitCode) }
+        exit(exitCode)
+    }
+
+    public func finalize() throws {
+        guard !finalized else { return }
+        finalized = true
+        try check(MPI_Finalize(), "MPI_Finalize")
+    }
+
+    // MARK: - Helpers
+
+    /// In-place all-reduce of `count` elements of `type`; a mean is a sum here.
+    private func allReduce(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, _ op: Reduction) throws {
+        try checkOpen()
+        guard count > 0 else { return }
+        try check(MPI_Allreduce(cmpi_in_place(), base, self.count(count), type, mpiOp(op), comm), "MPI_Allreduce")
+    }
+
+    private func broadcast(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, root: Int) throws {
+        try checkOpen()
+        precondition((0..<size).contains(root), "broadcast root \(root) is not a rank of 0..<\(size)")
+        guard count > 0 else { return }
+        try check(MPI_Bcast(base, self.count(count), type, Int32(root), comm), "MPI_Bcast")
+    }
+
+    private func mpiOp(_ op: Reduction) -> MPI_Op {
+        switch op {
+        case .sum, .mean: cmpi_sum()
+        case .max: cmpi_max()
+        case .min: cmpi_min()
+        }
+    }
+
+    /// MPI counts are `Int32`; Gantry's largest buffer (a model's gradients) is far below.
+    private func count(_ n: Int) -> Int32 {
+        precondition(n <= Int(Int32.max), "\(n) elements is more than one MPI call takes; split the buffer")
+        return Int32(n)
+    }
+
+    private func checkOpen() throws {
+        if finalized {
+            throw MPIError(code: cmpi_err_other(), function: "MPICommunicator", message: "used after finalize()")
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import Distributed
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The collectives of `Communicator`, each against a closed form of the ranks' values.
+/// Lengths are odd (1, 7, 1000003) so that no chunking or vector width divides them.
+func registerCommunicatorChecks(into harness: inout Harness) {
+    harness.add("world has at least 2 ranks") { check in
+        check.expect(check.comm.size >= 2, "size is \(check.comm.size); run under mpirun -np 2 or more")
+    }
+
+    harness.add("ranks are 0..<size, each once") { check in
+        let comm = check.comm
+        var values: [Double] = [Double(comm.rank), Double(comm.size), Double(comm.size)]
+        try values.withUnsafeMutableBufferPointer { try comm.allReduce(UnsafeMutableBufferPointer(rebasing: $0[0..<2]), .sum) }
+        try values.withUnsafeMutableBufferPointer { try comm.allReduce(UnsafeMutableBufferPointer(rebasing: $0[2...]), .min) }
+        let n = Double(comm.size)
+        check.expect(values[0] == n * (n - 1) / 2, "sum of ranks is \(values[0]), expected \(n * (n - 1) / 2)")
+        check.expect(values[1] == n * n && values[2] == n, "ranks disagree on the size")
+    }
+
+    for count in [1, 7, 1_000_003] {
+        // Rank r holds (r + 1) * k(i) / 2 with k(i) = i % 1021 + 1: halves of small integers,
+        // so every partial sum is exact in Float whatever order MPI adds in.
+        harness.add("all-reduce sum, Float, \(count) element\(count == 1 ? "" : "s")") { check in
+            let comm = check.comm
+            var buffer = (0..<count).map { Float(comm.rank + 1) * k($0) / 2 }
+            try buffer.withUnsafeMutableBufferPointer { try comm.allReduce($0, .sum) }
+            let ranks = Double(comm.size * (comm.size + 1) / 2)
+            check.expectElements(buffer, tolerance: 0) { ranks * Double(k($0)) / 2 }
+        }
+
+        harness.add("all-reduce mean, Float, \(count) element\(count == 1 ? "" : "s")") { check in
+            let comm = check.comm
+            var buffer = (0..<count).map { Float(comm.rank + 1) * k($0) / 2 }
+            try buffer.withUnsafeMutableBufferPointer { try comm.allReduce($0, .mean) }
+            let meanRank = Double(comm.size + 1) / 2
+            check.expectElements(buffer, tolerance: 1e-6) { meanRank * Double(k($0)) / 2 }
+        }
+    }
+
+    for count in [7, 1_000_003] {
+        // Rank r holds ±((r + i) % size) + 1/4: every residue occurs once per element, so the
+        // maximum and minimum come from a different rank at each element.
+        harness.add("all-reduce max, min and sum, Double, \(count) elements") { check in
+            let comm = check.comm
+            let n = Double(comm.size)
+            let values = (0..<count).map { i in sign(i) * Double((comm.rank + i) % comm.size) + 0.25 }
+            var maxima = values, minima = values, sums = values
+            try maxima.withUnsafeMutableBufferPointer { try comm.allReduce($0, .max) }
+            try minima.withUnsafeMutableBufferPointer { try comm.allReduce($0, .min) }
+            try sums.withUnsafeMutableBufferPointer { try comm.allReduce($0, .sum) }
+            check.expectElements(maxima, tolerance: 0) { i in i % 2 == 0 ? n - 0.75 : 0.25 }
+            check.expectElements(minima, tolerance: 0) { i in i % 2 == 0 ? 0.25 : 1.25 - n }
+            check.expectElements(sums, tolerance: 0) { i in sign(i) * n * (n - 1) / 2 + n / 4 }
+        }
+    }
+
+    for count in [7, 1_000_003] {
+        harness.add("broadcast Float from rank 0 and from the last rank, \(count) elements") { check in
+            let comm = check.comm
+            for root in [0, comm.size - 1] {
+                let value = { (i: Int) in Float(root * 1000) + k(i) + 0.25 }
+                var buffer = comm.rank == root ? (0..<count).map(value) : [Float](repeating: .nan, count: count)
+                try buffer.withUnsafeMutableBufferPointer { try comm.broadcast($0, root: root) }
+                check.expectElements(buffer, tolerance: 0, "from rank \(root)") { Double(value($0)) }
+            }
+        }
+    }
+
+    harness.add("broadcast bytes and strings") { check in
+        let comm = check.comm
+        for root in [0, comm.size - 1] {
+            let sent = "gantry: rank \(root) of \(comm.size) ✓"
+            let received = try comm.broadcast(comm.rank == root ? sent : "", root: root)
+            check.expect(received == sent, "from rank \(root): got \"\(received)\"")
+        }
+        let empty = try comm.broadcast(comm.rank == 0 ? "" : "not empty")
+        check.expect(empty.isEmpty, "empty string from rank 0 arrived as \"\(empty)\"")
+
+        var raw: [UInt8] = comm.rank == 0 ? [1, 2, 3] : [0, 0, 0]
+        try raw.withUnsafeMutableBytes { try comm.broadcast($0, root: 0) }
+        check.expect(raw == [1, 2, 3], "raw bytes from rank 0 arrived as \(raw)")
+    }
+
+    harness.add("barrier waits for the slowest rank") { check in
+        // The previous check ended in a collective, so the ranks start within milliseconds
+        // of each other; the last rank arrives 300 ms late, and the others must wait for it
+        // (the margin is for ranks that start late, oversubscribed or over TCP).
+        let comm = check.comm
+        let start = ContinuousClock.now
+        if comm.rank == comm.size - 1 { usleep(300_000) }
+        try comm.barrier()
+        let waited = (ContinuousClock.now - start).seconds
+        check.expect(waited >= 0.1, "left the barrier after \(waited) s, before the last rank arrived")
+        for _ in 0..<100 { try comm.barrier() }
+    }
+
+    harness.add("non-blocking all-reduce, two in flight") { check in
+        let comm = check.comm
+        let count = 1_000_003
+        var sums = (0..<count).map { Float(comm.rank + 1) * k($0) / 2 }
+        var means = sums
+        try sums.withUnsafeMutableBufferPointer { sums in
+            try means.withUnsafeMutableBufferPointer { means in
+                let first = try comm.startAllReduce(sums, .sum)
+                let second = try comm.startAllReduce(means, .mean)
+                try second.wait()
+                try first.wait()
+                try first.wait()
+            }
+        }
+        let ranks = Double(comm.size * (comm.size + 1) / 2)
+        check.expectElements(sums, tolerance: 0, "sum") { ranks * Double(k($0)) / 2 }
+        check.expectElements(means, tolerance: 1e-6, "mean") { ranks / Double(comm.size) * Double(k($0)) / 2 }
+    }
+
+    harness.add("processor names are set") { check in
+        check.expect(!check.comm.processorName.isEmpty, "empty processor name")
+    }
+}
+
+/// Small integers 1...1021, repeating along the buffer.
+private func k(_ i: Int) -> Float { Float(i % 1021 + 1) }
+
+/// +1 on even elements, -1 on odd ones.
+private func sign(_ i: Int) -> Double { i % 2 == 0 ? 1 : -1 }
+
+extension CheckContext {
+    /// Expects `actual[i]` within `tolerance` (relative) of `expected(i)` for every `i`;
+    /// records only the first mismatch and how many there were.
+    func expectElements<T: BinaryFloatingPoint>(_ actual: [T], tolerance: Double, _ label: String = "",
+                                               expected: (Int) -> Double) {
+        var mismatches = 0
+        var first = ""
+        for i in actual.indices {
+            let want = expected(i)
+            let got = Double(actual[i])
+            if !(abs(got - want) <= tolerance * abs(want)) {
+                if mismatches == 0 { first = "element \(i) is \(got), expected \(want)" }
+                mismatches += 1
+            }
+        }
+        let prefix = label.isEmpty ? "" : "\(label): "
+        expect(mismatches == 0, "\(prefix)\(mismatches) of \(actual.count) elements wrong; \(first)")
+    }
+}
