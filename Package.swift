@@ -45,7 +45,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: simd),
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
-        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed"],
+        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels"],
                           path: "Tests/MPI", swiftSettings: simd),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: simd),

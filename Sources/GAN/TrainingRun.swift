@@ -51,17 +51,17 @@ public struct TrainingOptions: Sendable {
 /// A failure of the training itself (not of its inputs).
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case replicasDiverged(step: Int)
-    case datasetTooSmall(examplesPerRank: Int, batchSize: Int)
     case alreadyFinished(step: Int, totalSteps: Int)
+    case imageSizeMismatch(path: String, rows: Int, columns: Int, expectedRows: Int, expectedColumns: Int)
 
     public var description: String {
         switch self {
         case let .replicasDiverged(step):
             return "ranks hold different parameters after step \(step): the replicas diverged "
                 + "(a rank computed something else); the run stops, its last checkpoint is intact"
-        case let .datasetTooSmall(examplesPerRank, batchSize):
-            return "each rank holds \(examplesPerRank) training images, fewer than --batch-size \(batchSize): "
-                + "use a smaller --batch-size or fewer ranks"
+        case let .imageSizeMismatch(path, rows, columns, expectedRows, expectedColumns):
+            return "\(path) holds \(rows)x\(columns) images, but the model is built for \(expectedRows)x\(expectedColumns): "
+                + "pass a --data folder of \(expectedRows)x\(expectedColumns) images (MNIST, Fashion-MNIST)"
         case let .alreadyFinished(step, totalSteps):
             return "the checkpoint is at step \(step), already at or past the requested \(totalSteps) steps: "
                 + "ask for more --steps or --epochs to continue training"

@@ -1,0 +1,44 @@
+import ArgumentParser
+import CCPUFeatures
+import Foundation
+
+/// The `gantry` command: trains GANs on MNIST data-parallel under mpirun, and samples them.
+struct Gantry: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "gantry",
+        abstract: "Train the classic MNIST GANs data-parallel across MPI processes, on CPUs.",
+        discussion: """
+            Run one process directly, or many under mpirun (launch/train does that for you):
+              gantry train --model mlp --steps 2000
+              launch/train -np 2 --model mlp --steps 20000 --batch-size 64
+            """,
+        subcommands: [Train.self, Sample.self])
+}
+
+@main
+enum Entry {
+    static func main() {
+        // The kernels are compiled for x86-64-v3: without AVX2/FMA the first SIMD instruction
+        // would kill the process with SIGILL, so say so first, in words.
+        guard gantry_cpu_supports_avx2_fma() != 0 else {
+            FileHandle.standardError.write(Data(("gantry: this CPU lacks AVX2/FMA, which gantry's kernels are built for "
+                + "(x86-64-v3, Intel Haswell / AMD Zen or newer); run it on such a machine\n").utf8))
+            exit(1)
+        }
+        Gantry.main(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
+    }
+
+    /// `--resume` may stand alone ("the latest checkpoint in --out"): give it the explicit
+    /// value `latest` when no file follows, since an option takes a value in swift-argument-parser.
+    static func resumeArgumentsWithDefault(_ arguments: ArraySlice<String>) -> [String] {
+        var result: [String] = []
+        var pending = arguments
+        while let argument = pending.popFirst() {
+            result.append(argument)
+            if argument == "--resume", pending.first.map({ $0.hasPrefix("-") }) ?? true {
+                result.append(Train.latestCheckpoint)
+            }
+        }
+        return result
+    }
+}

@@ -1,0 +1,150 @@
+import ArgumentParser
+import Datasets
+import Distributed
+import Foundation
+import GAN
+import Optim
+
+extension ModelKind: ExpressibleByArgument {}
+extension NoiseDistribution: ExpressibleByArgument {}
+extension UpdateScheme: ExpressibleByArgument {}
+
+/// `gantry train`: every flag is validated before MPI starts; then each rank loads its shard
+/// and the run goes to GAN's `TrainingRun`.
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a GAN on MNIST (one process, or every rank of an mpirun job).",
+        discussion: """
+            --batch-size is per rank: the global batch is batch x ranks (as in PyTorch DDP and Horovod).
+            Outputs in --out: train.log, metrics.jsonl, samples/step-N.png, checkpoints/step-N.safetensors.
+            """)
+
+    static let latestCheckpoint = "latest"
+
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
+    var model: ModelKind = .mlp
+
+    @Option(help: "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (default: $MNIST_DIR, else ./data/mnist).")
+    var data: String?
+
+    @Option(help: "Output folder.")
+    var out: String = "runs/mlp"
+
+    @Option(help: "Global steps to train to (default 20000 unless --epochs is given).")
+    var steps: Int?
+
+    @Option(help: "Epochs over the training set to train to (instead of --steps).")
+    var epochs: Int?
+
+    @Option(name: .customLong("batch-size"), help: "Examples per rank per step (default: the model's, 64 for mlp).")
+    var batchSize: Int?
+
+    @Option(help: "Adam learning rate of both networks (default: the model's, 1e-3 for mlp).")
+    var lr: Float?
+
+    @Option(help: "Adam beta1.")
+    var beta1: Float = 0.9
+
+    @Option(help: "Adam beta2.")
+    var beta2: Float = 0.999
+
+    @Option(help: "Seed of initialization, noise and data order.")
+    var seed: UInt64 = 0
+
+    @Option(name: .customLong("label-smoothing"), help: "One-sided label smoothing: real targets become 1 - X (seed 002: 0.1).")
+    var labelSmoothing: Float = 0
+
+    @Option(help: "Distribution of z: normal (N(0,1)) or uniform (U[-1,1], seed 002).")
+    var noise: NoiseDistribution = .normal
+
+    @Option(name: .customLong("update-scheme"), help: "alternating (D step, then G step on fresh noise) or simultaneous (one G pass, both step together).")
+    var updateScheme: UpdateScheme?
+
+    @Option(name: .customLong("sample-every"), help: "Steps between sample grids (0: only at the end).")
+    var sampleEvery: Int = 1000
+
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).")
+    var checkpointEvery: Int = 5000
+
+    @Option(name: .customLong("log-every"), help: "Steps between progress lines and metrics records.")
+    var logEvery: Int = 100
+
+    @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters.")
+    var checkEvery: Int = 100
+
+    @Option(help: ArgumentHelp("Continue from the latest checkpoint in --out (alone), or from FILE.", valueName: "FILE"))
+    var resume: String?
+
+    func validate() throws {
+        if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
+        for (name, value) in [("--steps", steps), ("--epochs", epochs), ("--batch-size", batchSize)] {
+            if let value, value <= 0 { throw ValidationError("\(name) must be a positive integer, got \(value)") }
+        }
+        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] where !(value >= 0 && value < 1) {
+            throw ValidationError("\(name) must be in [0, 1), got \(value)")
+        }
+        if !(labelSmoothing >= 0 && labelSmoothing < 1) {
+            throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
+        }
+        for (name, value) in [("--sample-every", sampleEvery), ("--checkpoint-every", checkpointEvery)] where value < 0 {
+            throw ValidationError("\(name) must be 0 or more, got \(value)")
+        }
+        for (name, value) in [("--log-every", logEvery), ("--check-every", checkEvery)] where value <= 0 {
+            throw ValidationError("\(name) must be a positive integer, got \(value)")
+        }
+        if out.isEmpty { throw ValidationError("--out must name a folder") }
+        if let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
+            throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
+        }
+    }
+
+    var ganConfiguration: GANConfiguration {
+        var c = GANConfiguration.defaults(for: model)
+        if let batchSize { c.batchSize = batchSize }
+        let rate = lr ?? c.generatorOptimizer.learningRate
+        c.generatorOptimizer = AdamConfig(learningRate: rate, beta1: beta1, beta2: beta2)
+        c.discriminatorOptimizer = AdamConfig(learningRate: rate, beta1: beta1, beta2: beta2)
+        c.labelSmoothing = labelSmoothing
+        c.noise = noise
+        if let updateScheme { c.updateScheme = updateScheme }
+        c.seed = seed
+        return c
+    }
+
+    var trainingOptions: TrainingOptions {
+        var o = TrainingOptions(outputDirectory: out)
+        o.length = epochs.map(TrainingLength.epochs) ?? .steps(steps ?? 20000)
+        o.logEvery = logEvery
+        o.sampleEvery = sampleEvery
+        o.checkpointEvery = checkpointEvery
+        o.checkEvery = checkEvery
+        o.resume = resume.map { $0 == Train.latestCheckpoint ? .latest : .file($0) }
+        o.liveProgress = isatty(STDOUT_FILENO) != 0
+        return o
+    }
+
+    func run() throws {
+        let communicator: Communicator
+        do {
+            communicator = try Communicators.makeDefault()
+        } catch {
+            FileHandle.standardError.write(Data("gantry: cannot start MPI: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        let configuration = ganConfiguration
+        do {
+            let directory = resolveDataDirectory(explicit: data, environment: ProcessInfo.processInfo.environment)
+            let shard = try MNISTShardData(directory: directory, configuration: configuration,
+                                           rank: communicator.rank, ranks: communicator.size)
+            let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
+                                      communicator: communicator)
+            try run.run()
+            try communicator.finalize()
+        } catch {
+            // One path for every failure: the whole job stops; saved files are complete
+            // (they are written atomically).
+            communicator.abort(message: "gantry: \(error)", exitCode: 1)
+        }
+    }
+}
