@@ -24,6 +24,8 @@ public final class ProgressReporter {
     private let log: FileHandle?
     private let metrics: FileHandle?
     private let live: Bool
+    /// A live progress line is on screen without its newline.
+    private var lineOpen = false
 
     /// `directory` nil: print only (used by tests). `live`: redraw one terminal line.
     public init(directory: String?, live: Bool) throws {
@@ -41,20 +43,23 @@ public final class ProgressReporter {
 
     /// A message that is not a progress line (start, checkpoint, end): printed and logged.
     public func note(_ message: String) {
-        emit((live ? "\r\u{1B}[K" : "") + message + "\n")
+        finish()
+        emit(message + "\n")
         log?.write(Data((message + "\n").utf8))
     }
 
     public func report(_ s: IntervalSummary) {
         let line = ProgressReporter.line(s)
         emit(live ? "\r\u{1B}[K" + line : line + "\n")
+        lineOpen = live
         log?.write(Data((line + "\n").utf8))
         metrics?.write(Data((ProgressReporter.json(s) + "\n").utf8))
     }
 
     /// Ends a live line so that what follows starts on its own line.
     public func finish() {
-        if live { emit("\n") }
+        if lineOpen { emit("\n") }
+        lineOpen = false
     }
 
     /// Unbuffered, so lines appear at once under mpirun's output forwarding too.
