@@ -4,7 +4,8 @@ import Kernels
 public struct ForwardContext {
     /// Training (batch statistics, dropout active) or inference (running statistics, no dropout).
     public var training: Bool
-    /// Random numbers for stochastic layers, keyed by (seed, step, rank) by the caller.
+    /// Random numbers for stochastic layers, keyed by the caller per forward pass (seed,
+    /// step, which pass); `Sequential` derives one stream per layer from it.
     public var random: RandomStream
     /// Global index of the first example of this batch; stochastic layers draw per global
     /// example so that N ranks reproduce what one rank with the whole batch draws.
@@ -46,6 +47,10 @@ public protocol Layer: AnyObject {
     func declareParameters(prefix: String, in layout: inout ParameterLayout)
     /// Points the layer at its parameter and gradient views once the store exists.
     func bind(to store: ParameterStore)
+    /// Declares non-trainable state that checkpoints keep (batch norm's running statistics).
+    func declareState(prefix: String, in layout: inout ParameterLayout)
+    /// Points the layer at its state views (in `store.values`; its gradients are unused).
+    func bindState(to store: ParameterStore)
     /// Fills parameters with their initial values (Keras defaults: Glorot-uniform kernels,
     /// zero biases), from `random`.
     func initializeParameters(random: RandomStream)
@@ -63,6 +68,8 @@ public protocol Layer: AnyObject {
 extension Layer {
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {}
     public func bind(to store: ParameterStore) {}
+    public func declareState(prefix: String, in layout: inout ParameterLayout) {}
+    public func bindState(to store: ParameterStore) {}
     public func initializeParameters(random: RandomStream) {}
 }
 

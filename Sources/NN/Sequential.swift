@@ -6,6 +6,8 @@ import Kernels
 public final class Sequential {
     public let layers: [Layer]
     public let parameters: ParameterStore
+    /// Non-trainable state (batch norm's running statistics), laid out like `parameters`.
+    public let state: ParameterStore
     public let maxBatch: Int
     public var inputCount: Int { layers.first!.inputCount }
     public var outputCount: Int { layers.last!.outputCount }
@@ -25,8 +27,12 @@ public final class Sequential {
         var layout = ParameterLayout()
         for (i, layer) in layers.enumerated() { layer.declareParameters(prefix: "\(i).", in: &layout) }
         parameters = ParameterStore(entries: layout.entries)
+        var stateLayout = ParameterLayout()
+        for (i, layer) in layers.enumerated() { layer.declareState(prefix: "\(i).", in: &stateLayout) }
+        state = ParameterStore(entries: stateLayout.entries)
         for layer in layers {
             layer.bind(to: parameters)
+            layer.bindState(to: state)
             layer.allocate(maxBatch: maxBatch)
         }
     }
@@ -42,7 +48,11 @@ public final class Sequential {
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         precondition(batch <= maxBatch, "batch \(batch) exceeds the network's maximum \(maxBatch)")
         var x = input
-        for layer in layers { x = layer.forward(x, batch: batch, context: context) }
+        var layerContext = context
+        for (i, layer) in layers.enumerated() {
+            layerContext.random = RandomStream(seed: context.random.key, UInt64(i))
+            x = layer.forward(x, batch: batch, context: layerContext)
+        }
         lastOutput = x
         return x
     }
