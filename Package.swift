@@ -6,6 +6,10 @@ import PackageDescription
 /// Hot loops are written with SIMD8<Float> and `addingProduct`; without AVX2/FMA at compile time
 /// they fall back to SSE and libm `fmaf` calls. `-Xcc -march=x86-64-v3` sets Swift's codegen too.
 let simd: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+/// The compute targets are optimized in debug builds too: -Onone SIMD code runs ~50x slower,
+/// which makes the multi-rank DCGAN checks of `swift test` take minutes, and nobody steps
+/// through a GEMM micro-kernel in a debugger.
+let compute: [SwiftSetting] = simd + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "Gantry",
@@ -24,9 +28,9 @@ let package = Package(
         .target(name: "CCPUFeatures"),
 
         // Compute.
-        .target(name: "Kernels", swiftSettings: simd),
-        .target(name: "NN", dependencies: ["Kernels"], swiftSettings: simd),
-        .target(name: "Optim", dependencies: ["Kernels"], swiftSettings: simd),
+        .target(name: "Kernels", swiftSettings: compute),
+        .target(name: "NN", dependencies: ["Kernels"], swiftSettings: compute),
+        .target(name: "Optim", dependencies: ["Kernels"], swiftSettings: compute),
 
         // Files and data.
         .target(name: "FileFormats", dependencies: ["CZlib"], swiftSettings: simd),
