@@ -105,6 +105,17 @@ extension GEMMWorkspace {
                     for i in 0..<rows { dst[i] = src[i] }
                     for i in rows..<mr { dst[i] = 0 }
                 }
+            } else if rows == mr {
+                // Six rows side by side, so each p stores MR contiguous values. Row by row, every
+                // store strides by MR; with lda in the thousands (a convolution's im2col matrix)
+                // that pack took a quarter of the multiply's time.
+                let s0 = a + r0 * lda + column, s1 = s0 + lda, s2 = s1 + lda
+                let s3 = s2 + lda, s4 = s3 + lda, s5 = s4 + lda
+                for p in 0..<kc {
+                    let dst = panel + p * mr
+                    dst[0] = s0[p]; dst[1] = s1[p]; dst[2] = s2[p]
+                    dst[3] = s3[p]; dst[4] = s4[p]; dst[5] = s5[p]
+                }
             } else {
                 for i in 0..<mr {
                     if i < rows {

@@ -1,0 +1,72 @@
+import Kernels
+
+/// Inverted dropout, as Keras's `Dropout(rate)`: in training each value is kept with
+/// probability `1 - rate` and scaled by `1 / (1 - rate)`, else zeroed; in inference (and at
+/// rate 0) the output is a copy of the input.
+///
+/// Shapes: x and y are `batch x count` (any per-example layout, NHWC included).
+///
+/// The mask is a pure function of the context's stream (`Sequential` gives each layer its own)
+/// and of the global position: value f of local example b is dropped when
+/// `random.unitFloat(at: (firstExample + b) · count + f) < rate`. N ranks with their slices of a
+/// batch therefore draw what one rank with the whole batch draws, and threads could fill
+/// disjoint ranges. The mask (0 or 1/(1 - rate) per value) is kept for the backward pass.
+public final class Dropout: Layer {
+    public let inputCount: Int
+    public var outputCount: Int { inputCount }
+    public let rate: Float
+    private var output = LayerBuffer(), inputGradient = LayerBuffer(), mask = LayerBuffer()
+    private var lastMasked = false, lastBatch = 0
+
+    public init(_ count: Int, rate: Float) {
+        precondition(rate >= 0 && rate < 1, "dropout rate \(rate) is outside [0, 1)")
+        inputCount = count
+        self.rate = rate
+    }
+
+    deinit { output.free(); inputGradient.free(); mask.free() }
+
+    public func allocate(maxBatch: Int) {
+        output.reserve(maxBatch * inputCount)
+        inputGradient.reserve(maxBatch * inputCount)
+        mask.reserve(maxBatch * inputCount)
+    }
+
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
+        let count = batch * inputCount, y = output.base
+        lastBatch = batch
+        lastMasked = context.training && rate > 0
+        guard lastMasked else {
+            y.update(from: input, count: count)
+            return UnsafePointer(y)
+        }
+        let m = mask.base, keptScale = 1 / (1 - rate), random = context.random
+        let first = UInt64(context.firstExample * inputCount)
+        for i in 0..<count {
+            m[i] = random.unitFloat(at: first &+ UInt64(i)) < rate ? 0 : keptScale
+        }
+        multiply(input, m, y, count: count)
+        return UnsafePointer(y)
+    }
+
+    public func backward(_ dy: UnsafePointer<Float>, batch: Int, parameterGradients: Bool,
+                         needInputGradient: Bool) -> UnsafePointer<Float>? {
+        precondition(batch == lastBatch, "backward's batch \(batch) differs from forward's \(lastBatch)")
+        guard needInputGradient else { return nil }
+        let count = batch * inputCount, dx = inputGradient.base
+        if lastMasked {
+            multiply(dy, mask.base, dx, count: count)
+        } else {
+            dx.update(from: dy, count: count)
+        }
+        return UnsafePointer(dx)
+    }
+
+    /// z = x · m elementwise.
+    private func multiply(_ x: UnsafePointer<Float>, _ m: UnsafeMutablePointer<Float>,
+                          _ z: UnsafeMutablePointer<Float>, count: Int) {
+        var i = 0
+        while i + 8 <= count { store8(load8(x + i) * load8(m + i), z + i); i += 8 }
+        while i < count { z[i] = x[i] * m[i]; i += 1 }
+    }
+}
