@@ -49,7 +49,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: simd),
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
-        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels"],
+        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels", "NN"],
                           path: "Tests/MPI", swiftSettings: simd),
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: simd),

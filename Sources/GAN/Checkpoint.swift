@@ -50,10 +50,14 @@ public enum Checkpoint {
             "gantry.ranks": String(trainer.communicator.size),
         ]
         for (name, network, optimizer) in trainer.namedNetworks {
-            let values = UnsafeBufferPointer(network.parameters.values)
-            for entry in network.parameters.entries {
-                tensors.append(.init(name: "\(name).\(entry.name)", shape: entry.shape,
-                                     values: UnsafeBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count])))
+            // Parameters and state (batch norm's running statistics) share one namespace:
+            // "generator.1.gamma", "generator.1.moving_mean".
+            for store in [network.parameters, network.state] {
+                let values = UnsafeBufferPointer(store.values)
+                for entry in store.entries {
+                    tensors.append(.init(name: "\(name).\(entry.name)", shape: entry.shape,
+                                         values: UnsafeBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count])))
+                }
             }
             tensors.append(.init(name: "\(name).adam.m", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.m)))
             tensors.append(.init(name: "\(name).adam.v", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.v)))
@@ -88,10 +92,12 @@ public enum Checkpoint {
             throw CheckpointError.notAGantryCheckpoint(path: path, missing: stepKey)
         }
         for (name, network, optimizer) in trainer.namedNetworks {
-            let values = network.parameters.values
-            for entry in network.parameters.entries {
-                try file.copyTensor(named: "\(name).\(entry.name)",
-                                    into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
+            for store in [network.parameters, network.state] {
+                let values = store.values
+                for entry in store.entries {
+                    try file.copyTensor(named: "\(name).\(entry.name)",
+                                        into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
+                }
             }
             try file.copyTensor(named: "\(name).adam.m", into: optimizer.m)
             try file.copyTensor(named: "\(name).adam.v", into: optimizer.v)

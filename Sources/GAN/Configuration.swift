@@ -4,6 +4,9 @@ import Optim
 public enum ModelKind: String, Codable, Sendable, CaseIterable {
     /// Seed 001 (GANs in Action, ch. 3): G 100-128-784 tanh, D 784-128-1, LeakyReLU 0.01.
     case mlp
+    /// Seed 000 (the TensorFlow DCGAN tutorial): G Dense 7x7x256 + BN, ConvT 128/64/1 5x5;
+    /// D Conv 64/128 5x5 stride 2 with dropout 0.3; LeakyReLU 0.3.
+    case dcgan
 }
 
 /// How the two networks are updated within one step.
@@ -43,6 +46,10 @@ public struct GANConfiguration: Codable, Sendable, Equatable {
     public var updateScheme: UpdateScheme = .alternating
     /// Seed of parameter initialization, noise, data order and dropout.
     public var seed: UInt64 = 0
+    /// Dropout rate of the DCGAN discriminator (the tutorial's 0.3).
+    public var dropoutRate: Float = 0.3
+    /// Batch norm statistics over the global batch (all ranks) instead of each rank's own.
+    public var synchronizedBatchNorm = false
 
     public init() {}
 
@@ -57,6 +64,11 @@ public struct GANConfiguration: Codable, Sendable, Equatable {
             c.generatorOptimizer = AdamConfig(learningRate: 1e-3)
             c.discriminatorOptimizer = AdamConfig(learningRate: 1e-3)
             c.updateScheme = .alternating
+            c.batchSize = 64
+        case .dcgan:
+            c.generatorOptimizer = AdamConfig(learningRate: 1e-4)
+            c.discriminatorOptimizer = AdamConfig(learningRate: 1e-4)
+            c.updateScheme = .simultaneous
             c.batchSize = 64
         }
         return c

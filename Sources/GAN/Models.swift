@@ -24,7 +24,44 @@ public struct GANModels {
                 LeakyReLU(hidden, slope: slope, backend: backend),
                 Dense(hidden, 1, backend: backend),
             ], maxBatch: maxBatch)
+        case .dcgan:
+            // NHWC throughout: Dense(7*7*256) reshaped to 7x7x256 is the same memory.
+            let slope: Float = 0.3
+            generator = Sequential([
+                Dense(c.latentDimension, 7 * 7 * 256, bias: false, backend: backend),
+                BatchNormalization(7 * 7 * 256),
+                LeakyReLU(7 * 7 * 256, slope: slope, backend: backend),
+                Reshape([7, 7, 256]),
+                ConvTranspose2D(inputHeight: 7, inputWidth: 7, inputChannels: 256, filters: 128, kernelSize: 5,
+                                stride: 1, bias: false, backend: backend),
+                BatchNormalization(128, height: 7, width: 7),
+                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
+                ConvTranspose2D(inputHeight: 7, inputWidth: 7, inputChannels: 128, filters: 64, kernelSize: 5,
+                                stride: 2, bias: false, backend: backend),
+                BatchNormalization(64, height: 14, width: 14),
+                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
+                ConvTranspose2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 1, kernelSize: 5,
+                                stride: 2, bias: true, backend: backend),
+                Tanh(28 * 28, backend: backend),
+            ], maxBatch: maxBatch)
+            discriminator = Sequential([
+                Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 5, stride: 2,
+                       backend: backend),
+                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
+                Dropout(14 * 14 * 64, rate: c.dropoutRate),
+                Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 5, stride: 2,
+                       backend: backend),
+                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
+                Dropout(7 * 7 * 128, rate: c.dropoutRate),
+                Reshape([7 * 7 * 128]),
+                Dense(7 * 7 * 128, 1, backend: backend),
+            ], maxBatch: maxBatch)
         }
+    }
+
+    /// The batch normalization layers of both networks (for synchronized batch norm).
+    public var batchNormalizations: [BatchNormalization] {
+        (generator.layers + discriminator.layers).compactMap { $0 as? BatchNormalization }
     }
 
     /// Fresh parameters from `seed` (the same on every rank; rank 0's are broadcast anyway).

@@ -56,6 +56,10 @@ public final class GANTrainer {
         generatorTargets = buffer(batch, 1)
         logitGradient = buffer(batch, 0)
         scores = buffer(batch, 0)
+        if configuration.synchronizedBatchNorm {
+            let reducer = CommunicatorReducer(communicator)
+            for layer in models.batchNormalizations { layer.reducer = reducer }
+        }
     }
 
     deinit {
@@ -69,10 +73,13 @@ public final class GANTrainer {
         try synchronizeParameters()
     }
 
-    /// Copies rank 0's parameters to every rank (after initialization or loading a checkpoint).
+    /// Copies rank 0's parameters and state (batch norm's running statistics) to every rank,
+    /// after initialization or loading a checkpoint.
     public func synchronizeParameters() throws {
-        try communicator.broadcast(generator.parameters.values, root: 0)
-        try communicator.broadcast(discriminator.parameters.values, root: 0)
+        for network in [generator, discriminator] {
+            try communicator.broadcast(network.parameters.values, root: 0)
+            if network.state.count > 0 { try communicator.broadcast(network.state.values, root: 0) }
+        }
     }
 
     /// One training step on this rank's `real` batch (`batchSize x pixels`, in [-1, 1]).
@@ -80,19 +87,24 @@ public final class GANTrainer {
     /// global batch is split across ranks.
     public func step(real: UnsafePointer<Float>, step: Int) throws -> StepMetrics {
         var metrics = StepMetrics()
-        let training = ForwardContext(training: true, firstExample: communicator.rank * batch)
+        // Each forward pass draws its own dropout masks, keyed by (seed, step, pass).
+        func training(_ pass: UInt64) -> ForwardContext {
+            ForwardContext(training: true,
+                           random: RandomStream(seed: configuration.seed, RandomPurpose.dropout.rawValue, UInt64(step), pass),
+                           firstExample: communicator.rank * batch)
+        }
 
         fillNoise(.discriminatorNoise, step: step)
-        let fake = generator.forward(noise.baseAddress!, batch: batch, context: training)
-        discriminatorGradients(real: real, fake: fake, context: training, metrics: &metrics)
+        let fake = generator.forward(noise.baseAddress!, batch: batch, context: training(0))
+        discriminatorGradients(real: real, fake: fake, contexts: (training(1), training(2)), metrics: &metrics)
 
         switch configuration.updateScheme {
         case .alternating:
             try averageAndUpdate(discriminator, discriminatorOptimizer)
             // The generator's turn: fresh noise, through the updated discriminator.
             fillNoise(.generatorNoise, step: step)
-            let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training)
-            let logits = discriminator.forward(fresh, batch: batch, context: training)
+            let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(3))
+            let logits = discriminator.forward(fresh, batch: batch, context: training(4))
             metrics.generatorLoss = generatorGradients(logits: logits)
             try averageAndUpdate(generator, generatorOptimizer)
         case .simultaneous:
@@ -115,12 +127,12 @@ public final class GANTrainer {
 
     /// Sets D's gradients to ∂L_D/∂θ_D for L_D = mean BCE(D(real), real target) +
     /// mean BCE(D(fake), 0), and records L_D, D(x) and D(G(z)) in `metrics`.
-    func discriminatorGradients(real: UnsafePointer<Float>, fake: UnsafePointer<Float>, context: ForwardContext,
-                                metrics: inout StepMetrics) {
+    func discriminatorGradients(real: UnsafePointer<Float>, fake: UnsafePointer<Float>,
+                                contexts: (real: ForwardContext, fake: ForwardContext), metrics: inout StepMetrics) {
         discriminator.parameters.zeroGradients()
-        metrics.discriminatorLoss = discriminatorPass(real, targets: realTargets, context: context,
+        metrics.discriminatorLoss = discriminatorPass(real, targets: realTargets, context: contexts.real,
                                                       score: &metrics.realScore)
-        metrics.discriminatorLoss += discriminatorPass(fake, targets: fakeTargets, context: context,
+        metrics.discriminatorLoss += discriminatorPass(fake, targets: fakeTargets, context: contexts.fake,
                                                        score: &metrics.fakeScore)
     }
 
@@ -188,6 +200,21 @@ public final class GANTrainer {
         }
         try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
         return values[0] == -values[2] && values[1] == -values[3] && values[4] == -values[6] && values[5] == -values[7]
+    }
+}
+
+/// Sums over the ranks for synchronized batch norm. A failed collective cannot be returned
+/// from inside a forward pass without leaving the other ranks waiting, so it ends the job.
+final class CommunicatorReducer: ReplicaReducer {
+    let communicator: Communicator
+    init(_ communicator: Communicator) { self.communicator = communicator }
+
+    func sumOverReplicas(_ values: UnsafeMutableBufferPointer<Double>) {
+        do {
+            try communicator.allReduce(values, .sum)
+        } catch {
+            communicator.abort(message: "gantry: synchronized batch norm: \(error)")
+        }
     }
 }
 

@@ -27,22 +27,22 @@ struct Train: ParsableCommand {
     @Option(help: "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (default: $MNIST_DIR, else ./data/mnist).")
     var data: String?
 
-    @Option(help: "Output folder.")
-    var out: String = "runs/mlp"
+    @Option(help: "Output folder (default: runs/MODEL).")
+    var out: String?
 
-    @Option(help: "Global steps to train to (default 20000 unless --epochs is given).")
+    @Option(help: "Global steps to train to (default: 20000 for mlp; dcgan trains 50 epochs).")
     var steps: Int?
 
     @Option(help: "Epochs over the training set to train to (instead of --steps).")
     var epochs: Int?
 
-    @Option(name: .customLong("batch-size"), help: "Examples per rank per step (default: the model's, 64 for mlp).")
+    @Option(name: .customLong("batch-size"), help: "Examples per rank per step (default: the model's, 64).")
     var batchSize: Int?
 
-    @Option(help: "Adam learning rate of both networks (default: the model's, 1e-3 for mlp).")
+    @Option(help: "Adam learning rate of both networks (default: the model's, 1e-3 for mlp, 1e-4 for dcgan).")
     var lr: Float?
 
-    @Option(help: "Adam beta1.")
+    @Option(help: "Adam beta1 (0.9 as the seeds; 0.5 as the DCGAN paper).")
     var beta1: Float = 0.9
 
     @Option(help: "Adam beta2.")
@@ -57,8 +57,14 @@ struct Train: ParsableCommand {
     @Option(help: "Distribution of z: normal (N(0,1)) or uniform (U[-1,1], seed 002).")
     var noise: NoiseDistribution = .normal
 
-    @Option(name: .customLong("update-scheme"), help: "alternating (D step, then G step on fresh noise) or simultaneous (one G pass, both step together).")
+    @Option(name: .customLong("update-scheme"), help: "alternating (D step, then G step on fresh noise; mlp's default) or simultaneous (one G pass, both step together; dcgan's default).")
     var updateScheme: UpdateScheme?
+
+    @Option(help: "Dropout rate of the DCGAN discriminator.")
+    var dropout: Float = 0.3
+
+    @Flag(name: .customLong("sync-bn"), help: "Batch norm statistics over the global batch (all ranks), as one process with batch x ranks.")
+    var syncBatchNorm = false
 
     @Option(name: .customLong("sample-every"), help: "Steps between sample grids (0: only at the end).")
     var sampleEvery: Int = 1000
@@ -93,7 +99,8 @@ struct Train: ParsableCommand {
         for (name, value) in [("--log-every", logEvery), ("--check-every", checkEvery)] where value <= 0 {
             throw ValidationError("\(name) must be a positive integer, got \(value)")
         }
-        if out.isEmpty { throw ValidationError("--out must name a folder") }
+        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        if out?.isEmpty == true { throw ValidationError("--out must name a folder") }
         if let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
         }
@@ -109,12 +116,15 @@ struct Train: ParsableCommand {
         c.noise = noise
         if let updateScheme { c.updateScheme = updateScheme }
         c.seed = seed
+        c.dropoutRate = dropout
+        c.synchronizedBatchNorm = syncBatchNorm
         return c
     }
 
     var trainingOptions: TrainingOptions {
-        var o = TrainingOptions(outputDirectory: out)
-        o.length = epochs.map(TrainingLength.epochs) ?? .steps(steps ?? 20000)
+        var o = TrainingOptions(outputDirectory: out ?? "runs/\(model.rawValue)")
+        let defaultLength: TrainingLength = model == .dcgan ? .epochs(50) : .steps(20000)
+        o.length = epochs.map(TrainingLength.epochs) ?? steps.map(TrainingLength.steps) ?? defaultLength
         o.logEvery = logEvery
         o.sampleEvery = sampleEvery
         o.checkpointEvery = checkpointEvery

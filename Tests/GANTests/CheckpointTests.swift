@@ -38,14 +38,15 @@ final class CheckpointTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    func configuration() -> GANConfiguration {
-        var c = GANConfiguration.defaults(for: .mlp)
+    func configuration(_ model: ModelKind = .mlp) -> GANConfiguration {
+        var c = GANConfiguration.defaults(for: model)
         c.batchSize = 8
         c.seed = 3
         return c
     }
 
-    func run(_ out: String, steps: Int, resume: ResumeSource? = nil, checkpointEvery: Int = 0) throws -> TrainingRun {
+    func run(_ out: String, steps: Int, resume: ResumeSource? = nil, checkpointEvery: Int = 0,
+             model: ModelKind = .mlp) throws -> TrainingRun {
         var options = TrainingOptions(outputDirectory: out)
         options.length = .steps(steps)
         options.logEvery = 1
@@ -53,7 +54,7 @@ final class CheckpointTests: XCTestCase {
         options.checkpointEvery = checkpointEvery
         options.resume = resume
         options.sampleCount = 4
-        let run = try TrainingRun(configuration: configuration(), options: options,
+        let run = try TrainingRun(configuration: configuration(model), options: options,
                                   data: SyntheticData(count: 40, batch: 8), communicator: SingleProcessCommunicator())
         try run.run()
         return run
@@ -86,6 +87,27 @@ final class CheckpointTests: XCTestCase {
         let file = try SafetensorsFile(path: path)
         XCTAssertEqual(try file.info(named: "generator.2.kernel").shape, [128, 784])
         XCTAssertEqual(try file.info(named: "discriminator.2.bias").shape, [1])
+    }
+
+    func testDCGANRoundTripKeepsBatchNormRunningStatistics() throws {
+        let trained = try run(directory + "/d", steps: 2, model: .dcgan)
+        let path = directory + "/d/checkpoints/" + Checkpoint.fileName(step: 2)
+        let fresh = GANTrainer(configuration: configuration(.dcgan), communicator: SingleProcessCommunicator())
+        XCTAssertEqual(try Checkpoint.restore(fresh, from: path), 2)
+        let G = trained.trainer.models.generator
+        XCTAssertEqual(G.state.entries.count, 6, "three batch norms, each a moving mean and variance")
+        // Two training steps moved the running statistics off their initial 0 and 1.
+        XCTAssertNotEqual(G.state.values[G.state.entry(named: "1.moving_mean")!.offset], 0)
+        XCTAssertEqual(Array(fresh.models.generator.state.values), Array(G.state.values))
+        XCTAssertEqual(Array(fresh.models.generator.parameters.values), Array(G.parameters.values))
+        XCTAssertEqual(Array(fresh.models.discriminator.parameters.values),
+                       Array(trained.trainer.models.discriminator.parameters.values))
+        XCTAssertEqual(try SafetensorsFile(path: path).info(named: "generator.5.moving_variance").shape, [128])
+        // Sampling uses those statistics (inference mode): same images from both.
+        var a = [Float](repeating: 0, count: 3 * 784), b = a
+        trained.trainer.generate(count: 3, stream: RandomStream(seed: 1), into: &a)
+        fresh.generate(count: 3, stream: RandomStream(seed: 1), into: &b)
+        XCTAssertEqual(a, b)
     }
 
     func testResumeContinuesWithTheLossesOfAnUninterruptedRun() throws {

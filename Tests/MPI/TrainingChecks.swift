@@ -1,66 +1,90 @@
 import Distributed
 import GAN
 import Kernels
+import NN
 
 /// Data-parallel training across the ranks of the job: replicas stay identical, and N ranks
 /// with batch b compute what one process computes with batch N·b on the same examples.
 func registerTrainingChecks(into harness: inout Harness) {
     for scheme in UpdateScheme.allCases {
-        harness.add("parameters identical on every rank after 5 steps (\(scheme.rawValue))") { check in
-            let comm = check.comm
-            var c = GANConfiguration.defaults(for: .mlp)
-            c.batchSize = 16
-            c.updateScheme = scheme
-            let trainer = GANTrainer(configuration: c, communicator: comm)
-            try trainer.initializeParameters()
-            // Each rank trains on its own examples: only the all-reduce keeps them together.
-            let real = syntheticImages(count: 16, pixels: c.pixelCount, seed: UInt64(100 + comm.rank))
-            for step in 0..<5 { _ = try trainer.step(real: real, step: step) }
-            check.expect(try trainer.parameterChecksumsAgree(), "parameter checksums differ between ranks")
-            for network in [trainer.models.generator, trainer.models.discriminator] {
-                let mine = Array(network.parameters.values)
-                var high = mine, low = mine
-                try high.withUnsafeMutableBufferPointer { try comm.allReduce($0, .max) }
-                try low.withUnsafeMutableBufferPointer { try comm.allReduce($0, .min) }
-                check.expect(high == low, "parameters differ between ranks")
-            }
+        var c = GANConfiguration.defaults(for: .mlp)
+        c.batchSize = 16
+        c.updateScheme = scheme
+        harness.add("parameters identical on every rank after 5 steps (mlp, \(scheme.rawValue))") { check in
+            try checkReplicasAgree(check, configuration: c, steps: 5)
         }
 
-        harness.add("N ranks x batch 128/N == 1 rank x batch 128 after 5 steps (\(scheme.rawValue))") { check in
-            let comm = check.comm
-            let globalBatch = 128
-            guard globalBatch % comm.size == 0 else {
-                check.fail("the global batch \(globalBatch) does not split over \(comm.size) ranks; use 2, 4 or 8")
-                return
-            }
-            var c = GANConfiguration.defaults(for: .mlp)
-            c.updateScheme = scheme
-            c.labelSmoothing = 0.1
-            c.seed = 7
-            var whole = c
-            whole.batchSize = globalBatch
-            c.batchSize = globalBatch / comm.size
+        c.labelSmoothing = 0.1
+        c.seed = 7
+        harness.add("N ranks x batch 128/N == 1 rank x batch 128 after 5 steps (mlp, \(scheme.rawValue))") { check in
+            try checkEquivalence(check, configuration: c, globalBatch: 128, steps: 5)
+        }
+    }
 
-            let distributed = GANTrainer(configuration: c, communicator: comm)
-            let single = GANTrainer(configuration: whole, communicator: SingleProcessCommunicator())
-            try distributed.initializeParameters()
-            try single.initializeParameters()
-            let pixels = c.pixelCount
-            for step in 0..<5 {
-                let global = syntheticImages(count: globalBatch, pixels: pixels, seed: UInt64(step))
-                _ = try global.withUnsafeBufferPointer {
-                    try distributed.step(real: $0.baseAddress! + comm.rank * c.batchSize * pixels, step: step)
-                }
-                _ = try single.step(real: global, step: step)
-            }
-            for (a, b) in [(distributed.models.generator, single.models.generator),
-                           (distributed.models.discriminator, single.models.discriminator)] {
-                let x = Array(a.parameters.values), y = Array(b.parameters.values)
-                let scale = y.map(abs).max()!
-                let worst = zip(x, y).map { abs($0 - $1) }.max()!
-                check.expect(worst <= 1e-4 * scale,
-                             "largest difference \(worst) exceeds 1e-4 of the largest parameter \(scale)")
-            }
+    var dcgan = GANConfiguration.defaults(for: .dcgan)
+    dcgan.batchSize = 8
+    harness.add("parameters identical on every rank after 2 steps (dcgan, dropout 0.3, per-rank batch norm)") { check in
+        try checkReplicasAgree(check, configuration: dcgan, steps: 2)
+    }
+    // With synchronized statistics, batch norm sees the global batch on every rank.
+    dcgan.dropoutRate = 0
+    dcgan.synchronizedBatchNorm = true
+    dcgan.seed = 5
+    harness.add("N ranks x batch 64/N == 1 rank x batch 64 after 3 steps (dcgan, --sync-bn, dropout 0)") { check in
+        try checkEquivalence(check, configuration: dcgan, globalBatch: 64, steps: 3)
+    }
+}
+
+/// Each rank trains on its own examples: only the all-reduce keeps the replicas together.
+private func checkReplicasAgree(_ check: CheckContext, configuration c: GANConfiguration, steps: Int) throws {
+    let comm = check.comm
+    let trainer = GANTrainer(configuration: c, communicator: comm)
+    try trainer.initializeParameters()
+    let real = syntheticImages(count: c.batchSize, pixels: c.pixelCount, seed: UInt64(100 + comm.rank))
+    for step in 0..<steps { _ = try trainer.step(real: real, step: step) }
+    check.expect(try trainer.parameterChecksumsAgree(), "parameter checksums differ between ranks")
+    for network in [trainer.models.generator, trainer.models.discriminator] {
+        let mine = Array(network.parameters.values)
+        var high = mine, low = mine
+        try high.withUnsafeMutableBufferPointer { try comm.allReduce($0, .max) }
+        try low.withUnsafeMutableBufferPointer { try comm.allReduce($0, .min) }
+        check.expect(high == low, "parameters differ between ranks")
+    }
+}
+
+/// N ranks with batch `globalBatch / N` against one in-process replica with the whole batch,
+/// on the same examples and noise: parameters (and batch norm running statistics) must agree
+/// to 1e-4 of the largest value of each network.
+private func checkEquivalence(_ check: CheckContext, configuration: GANConfiguration, globalBatch: Int,
+                              steps: Int) throws {
+    let comm = check.comm
+    guard globalBatch % comm.size == 0 else {
+        check.fail("the global batch \(globalBatch) does not split over \(comm.size) ranks; use 2, 4 or 8")
+        return
+    }
+    var c = configuration, whole = configuration
+    c.batchSize = globalBatch / comm.size
+    whole.batchSize = globalBatch
+    let distributed = GANTrainer(configuration: c, communicator: comm)
+    let single = GANTrainer(configuration: whole, communicator: SingleProcessCommunicator())
+    try distributed.initializeParameters()
+    try single.initializeParameters()
+    let pixels = c.pixelCount
+    for step in 0..<steps {
+        let global = syntheticImages(count: globalBatch, pixels: pixels, seed: UInt64(step))
+        _ = try global.withUnsafeBufferPointer {
+            try distributed.step(real: $0.baseAddress! + comm.rank * c.batchSize * pixels, step: step)
+        }
+        _ = try single.step(real: global, step: step)
+    }
+    for (a, b) in [(distributed.models.generator, single.models.generator),
+                   (distributed.models.discriminator, single.models.discriminator)] {
+        for (what, x, y) in [("parameters", a.parameters, b.parameters), ("running statistics", a.state, b.state)]
+        where y.count > 0 {
+            let scale = y.values.map(abs).max()!
+            let worst = zip(x.values, y.values).map { abs($0 - $1) }.max()!
+            check.expect(worst <= 1e-4 * scale,
+                         "\(what): largest difference \(worst) exceeds 1e-4 of the largest value \(scale)")
         }
     }
 }
