@@ -7,58 +7,11 @@ import Kernels
 final class FiniteDifferenceTests: XCTestCase {
     let backend = SIMDBackend()
 
-    /// Checks ∂L/∂input and ∂L/∂parameters of `network` at a random input of `batch` examples.
-    /// `awayFromZero` keeps inputs off a kink (LeakyReLU) by more than the step h.
+    /// Checks ∂L/∂input and ∂L/∂parameters of `network` at a random input of `batch` examples
+    /// (see `checkGradients`).
     func check(_ network: Sequential, batch: Int, awayFromZero: Bool = false, seed: UInt64 = 1, h: Float = 1e-2,
                file: StaticString = #filePath, line: UInt = #line) {
-        // A raw buffer: the loss closure reads the input while a perturbation writes it.
-        let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * network.inputCount)
-        defer { input.deallocate() }
-        RandomStream(seed: seed, 1).fillNormal(input.baseAddress!, count: input.count)
-        if awayFromZero { for i in input.indices { input[i] += input[i] >= 0 ? 0.05 : -0.05 } }
-        var r = [Float](repeating: 0, count: batch * network.outputCount)
-        RandomStream(seed: seed, 2).fillNormal(&r, count: r.count)
-        network.initializeParameters(seed: seed)
-        // Non-zero biases so that their gradients are checked at a generic point.
-        for e in network.parameters.entries where e.name.hasSuffix("bias") {
-            RandomStream(seed: seed, 3).fillUniform(network.parameters.values.baseAddress! + e.offset,
-                                                    count: e.count, low: -0.5, high: 0.5)
-        }
-        let context = ForwardContext(training: true)
-
-        func loss() -> Double {
-            let y = network.forward(input.baseAddress!, batch: batch, context: context)
-            var s = 0.0
-            for i in 0..<r.count { s += Double(r[i]) * Double(y[i]) }
-            return s
-        }
-
-        _ = loss()
-        network.parameters.zeroGradients()
-        let dx = network.backward(r, batch: batch, options: .init(parameterGradients: true, inputGradient: true))!
-        let analyticInput = Array(UnsafeBufferPointer(start: dx, count: input.count))
-        let analyticParameters = Array(network.parameters.gradients)
-
-        func numeric(_ value: UnsafeMutablePointer<Float>) -> Double {
-            let saved = value.pointee
-            value.pointee = saved + h; let plus = loss()
-            value.pointee = saved - h; let minus = loss()
-            value.pointee = saved
-            return (plus - minus) / Double(2 * h)
-        }
-        func compare(_ analytic: Float, _ numeric: Double, _ what: String) {
-            let tolerance = 2e-3 * max(1, abs(numeric))
-            XCTAssertEqual(Double(analytic), numeric, accuracy: tolerance, what, file: file, line: line)
-        }
-        for i in stride(from: 0, to: input.count, by: max(1, input.count / 97)) {
-            compare(analyticInput[i], numeric(input.baseAddress! + i), "∂L/∂input[\(i)]")
-        }
-        let p = network.parameters.values.baseAddress!
-        for e in network.parameters.entries {
-            for i in stride(from: e.offset, to: e.offset + e.count, by: max(1, e.count / 61)) {
-                compare(analyticParameters[i], numeric(p + i), "∂L/∂\(e.name)[\(i - e.offset)]")
-            }
-        }
+        checkGradients(network, batch: batch, seed: seed, h: h, awayFromZero: awayFromZero, file: file, line: line)
     }
 
     func testDense() {

@@ -3,7 +3,7 @@ import Kernels
 @testable import NN
 
 extension XCTestCase {
-    /// `FiniteDifferenceTests.check`, generalized for normalization and stochastic layers:
+    /// Every layer's backward against finite differences:
     /// ∂L/∂input and ∂L/∂parameters of `network` against central differences of
     /// `L = Σ r ⊙ y` (r a fixed random projection, so ∂L/∂y = r), under `context`.
     ///
@@ -12,13 +12,15 @@ extension XCTestCase {
     /// [-0.5, 0.5], moving variances in [0.5, 2]. Every loss evaluation runs a forward pass with
     /// the same context, so a stochastic layer's mask is the same in each.
     func checkGradients(_ network: Sequential, batch: Int, context: ForwardContext = .init(training: true),
-                        seed: UInt64 = 1, h: Float = 1e-2, inputScale: Float = 1,
+                        seed: UInt64 = 1, h: Float = 1e-2, inputScale: Float = 1, awayFromZero: Bool = false,
                         file: StaticString = #filePath, line: UInt = #line) {
         let input = UnsafeMutableBufferPointer<Float>.allocate(capacity: batch * network.inputCount)
         defer { input.deallocate() }
         RandomStream(seed: seed, 1).fillNormal(input.baseAddress!, count: input.count)
         // An offset and a spread per input so that normalization sees non-trivial statistics.
         for i in input.indices { input[i] = inputScale * input[i] + 0.3 }
+        // Keeps inputs off a kink (LeakyReLU) by more than the step h.
+        if awayFromZero { for i in input.indices { input[i] += input[i] >= 0 ? 0.05 : -0.05 } }
         var r = [Float](repeating: 0, count: batch * network.outputCount)
         RandomStream(seed: seed, 2).fillNormal(&r, count: r.count)
         network.initializeParameters(seed: seed)
