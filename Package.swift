@@ -55,8 +55,10 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: simd),
         .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simd),
         .testTarget(name: "OptimTests", dependencies: ["Optim"], swiftSettings: simd),
-        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats"], swiftSettings: simd),
-        .testTarget(name: "DatasetsTests", dependencies: ["Datasets"], swiftSettings: simd),
+        // File helpers (temporary folders, gzip fixtures, exact-error assertions) for the tests below.
+        .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/Support"),
+        .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "TestSupport", "CZlib"], swiftSettings: simd),
+        .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], swiftSettings: simd),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: simd),
         .testTarget(name: "GANTests", dependencies: ["GAN"], swiftSettings: simd),
     ]

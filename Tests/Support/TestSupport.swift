@@ -1,4 +1,6 @@
+// Helpers shared by the test targets that read and write files.
 import CZlib
+import Foundation
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -7,9 +9,9 @@ import Darwin
 #endif
 
 /// A fresh directory under the system temp directory, removed by the test's teardown.
-func makeTemporaryDirectory(_ test: XCTestCase) -> String {
+public func makeTemporaryDirectory(_ test: XCTestCase, prefix: String = "gantry-test") -> String {
     let base = NSTemporaryDirectory().hasSuffix("/") ? String(NSTemporaryDirectory().dropLast()) : NSTemporaryDirectory()
-    var template = Array("\(base)/gantry-fileformats-XXXXXX".utf8CString)
+    var template = Array("\(base)/\(prefix)-XXXXXX".utf8CString)
     let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
     precondition(created != nil, "mkdtemp failed: \(errno)")
     let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -17,26 +19,26 @@ func makeTemporaryDirectory(_ test: XCTestCase) -> String {
     return path
 }
 
-func writeRaw(_ bytes: [UInt8], to path: String) {
+public func writeRaw(_ bytes: [UInt8], to path: String) {
     precondition(FileManager.default.createFile(atPath: path, contents: Foundation.Data(bytes)), "cannot write \(path)")
 }
 
-func writeGzip(_ bytes: [UInt8], to path: String) {
+public func writeGzip(_ bytes: [UInt8], to path: String) {
     let file = gzopen(path, "wb")!
     bytes.withUnsafeBytes { precondition(gzwrite(file, $0.baseAddress, UInt32($0.count)) == Int32($0.count)) }
     precondition(gzclose(file) == Z_OK)
 }
 
-func fileBytes(_ path: String) -> [UInt8] {
+public func fileBytes(_ path: String) -> [UInt8] {
     [UInt8](FileManager.default.contents(atPath: path)!)
 }
 
-func directoryEntries(_ path: String) -> [String] {
+public func directoryEntries(_ path: String) -> [String] {
     (try? FileManager.default.contentsOfDirectory(atPath: path))?.sorted() ?? []
 }
 
 /// The error `body` throws, or a failure when it throws none.
-func thrownError(file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) -> Error? {
+public func thrownError(file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) -> Error? {
     do {
         try body()
         XCTFail("expected an error", file: file, line: line)
@@ -47,7 +49,7 @@ func thrownError(file: StaticString = #filePath, line: UInt = #line, _ body: () 
 }
 
 /// Asserts that `body` throws an error whose one-line description is exactly `message`.
-func assertThrows(_ message: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
+public func assertThrows(_ message: String, file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> Void) {
     guard let error = thrownError(file: file, line: line, body) else { return }
     XCTAssertEqual(String(describing: error), message, file: file, line: line)
     XCTAssertFalse(String(describing: error).contains("\n"), "error spans several lines", file: file, line: line)
