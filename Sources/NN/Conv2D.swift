@@ -16,9 +16,7 @@ public final class Conv2D: Layer {
     public var outputWidth: Int { geometry.outputWidth }
     private let backend: Backend
 
-    private var kernelOffset = 0, biasOffset = 0
-    private var kernel: UnsafeMutablePointer<Float>!, kernelGradient: UnsafeMutablePointer<Float>!
-    private var bias: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?
+    private var weights: KernelAndBias
 
     private var output = LayerBuffer(), inputGradient = LayerBuffer()
     /// im2col of the last input, kept for the kernel gradient; and ∂loss/∂columns.
@@ -31,31 +29,20 @@ public final class Conv2D: Layer {
                          kernelSize: kernelSize, stride: stride)
         self.filters = filters
         useBias = bias
+        let k = kernelSize
+        weights = KernelAndBias(kernelShape: [k, k, geometry.channels, filters], biasCount: bias ? filters : nil)
         self.backend = backend
     }
 
     deinit { output.free(); inputGradient.free(); columns.free(); columnGradient.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
-        let k = geometry.kernelSize
-        kernelOffset = layout.declare(prefix + "kernel", shape: [k, k, geometry.channels, filters])
-        if useBias { biasOffset = layout.declare(prefix + "bias", shape: [filters]) }
+        weights.declare(prefix: prefix, in: &layout)
     }
 
-    public func bind(to store: ParameterStore) {
-        kernel = store.values.baseAddress! + kernelOffset
-        kernelGradient = store.gradients.baseAddress! + kernelOffset
-        if useBias {
-            bias = store.values.baseAddress! + biasOffset
-            biasGradient = store.gradients.baseAddress! + biasOffset
-        }
-    }
+    public func bind(to store: ParameterStore) { weights.bind(to: store) }
 
-    public func initializeParameters(random: RandomStream) {
-        let k = geometry.kernelSize
-        random.fillGlorotUniform(kernel, shape: [k, k, geometry.channels, filters])
-        bias?.update(repeating: 0, count: filters)
-    }
+    public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
     public func allocate(maxBatch: Int) {
         output.reserve(maxBatch * outputCount)
@@ -69,9 +56,9 @@ public final class Conv2D: Layer {
         geometry.im2col(input, batch: batch, into: columns.base)
         // y (rows x filters) = columns (rows x n) · K (n x filters)
         backend.gemm(transposeA: false, transposeB: false, m: rows, n: filters, k: n,
-                     a: columns.base, lda: n, b: kernel, ldb: filters,
+                     a: columns.base, lda: n, b: weights.kernel, ldb: filters,
                      c: output.base, ldc: filters, accumulate: false)
-        if let bias { backend.addBias(bias, to: output.base, rows: rows, columns: filters) }
+        if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: rows, columns: filters) }
         return UnsafePointer(output.base)
     }
 
@@ -82,30 +69,17 @@ public final class Conv2D: Layer {
             // dK (n x filters) += columnsᵀ · dy
             backend.gemm(transposeA: true, transposeB: false, m: n, n: filters, k: rows,
                          a: columns.base, lda: n, b: dy, ldb: filters,
-                         c: kernelGradient, ldc: filters, accumulate: true)
-            if let biasGradient {
+                         c: weights.kernelGradient, ldc: filters, accumulate: true)
+            if let biasGradient = weights.biasGradient {
                 backend.accumulateBiasGradient(dy, rows: rows, columns: filters, into: biasGradient)
             }
         }
         guard needInputGradient else { return nil }
         // dcolumns (rows x n) = dy · Kᵀ, then dx = col2im(dcolumns)
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: filters,
-                     a: dy, lda: filters, b: kernel, ldb: filters,
+                     a: dy, lda: filters, b: weights.kernel, ldb: filters,
                      c: columnGradient.base, ldc: n, accumulate: false)
         geometry.col2im(columnGradient.base, batch: batch, into: inputGradient.base)
         return UnsafePointer(inputGradient.base)
-    }
-}
-
-extension RandomStream {
-    /// Keras's `GlorotUniform` for a kernel of `shape`: uniform in ±sqrt(6 / (fanIn + fanOut)),
-    /// with Keras's fans: the receptive field is the product of all but the last two
-    /// dimensions, `fanIn = shape[-2] · receptive`, `fanOut = shape[-1] · receptive`.
-    func fillGlorotUniform(_ out: UnsafeMutablePointer<Float>, shape: [Int]) {
-        precondition(shape.count >= 2, "Glorot fans need at least two dimensions")
-        let receptive = shape.dropLast(2).reduce(1, *)
-        let fanIn = shape[shape.count - 2] * receptive, fanOut = shape[shape.count - 1] * receptive
-        let limit = (6 / Float(fanIn + fanOut)).squareRoot()
-        fillUniform(out, count: shape.reduce(1, *), low: -limit, high: limit)
     }
 }

@@ -23,9 +23,7 @@ public final class ConvTranspose2D: Layer {
     public var outputWidth: Int { geometry.inputWidth }
     private let backend: Backend
 
-    private var kernelOffset = 0, biasOffset = 0
-    private var kernel: UnsafeMutablePointer<Float>!, kernelGradient: UnsafeMutablePointer<Float>!
-    private var bias: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?
+    private var weights: KernelAndBias
 
     private var output = LayerBuffer(), inputGradient = LayerBuffer()
     /// x · Kᵀ in the forward pass; im2col(dy) in the backward pass.
@@ -40,31 +38,20 @@ public final class ConvTranspose2D: Layer {
         assert(geometry.outputHeight == inputHeight && geometry.outputWidth == inputWidth)
         self.inputChannels = inputChannels
         useBias = bias
+        let k = kernelSize
+        weights = KernelAndBias(kernelShape: [k, k, filters, inputChannels], biasCount: bias ? filters : nil)
         self.backend = backend
     }
 
     deinit { output.free(); inputGradient.free(); columns.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
-        let k = geometry.kernelSize
-        kernelOffset = layout.declare(prefix + "kernel", shape: [k, k, filters, inputChannels])
-        if useBias { biasOffset = layout.declare(prefix + "bias", shape: [filters]) }
+        weights.declare(prefix: prefix, in: &layout)
     }
 
-    public func bind(to store: ParameterStore) {
-        kernel = store.values.baseAddress! + kernelOffset
-        kernelGradient = store.gradients.baseAddress! + kernelOffset
-        if useBias {
-            bias = store.values.baseAddress! + biasOffset
-            biasGradient = store.gradients.baseAddress! + biasOffset
-        }
-    }
+    public func bind(to store: ParameterStore) { weights.bind(to: store) }
 
-    public func initializeParameters(random: RandomStream) {
-        let k = geometry.kernelSize
-        random.fillGlorotUniform(kernel, shape: [k, k, filters, inputChannels])
-        bias?.update(repeating: 0, count: filters)
-    }
+    public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
     public func allocate(maxBatch: Int) {
         output.reserve(maxBatch * outputCount)
@@ -77,10 +64,10 @@ public final class ConvTranspose2D: Layer {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
         // columns (rows x n) = x (rows x inputChannels) · Kᵀ, then y = col2im(columns)
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: inputChannels,
-                     a: input, lda: inputChannels, b: kernel, ldb: inputChannels,
+                     a: input, lda: inputChannels, b: weights.kernel, ldb: inputChannels,
                      c: columns.base, ldc: n, accumulate: false)
         geometry.col2im(columns.base, batch: batch, into: output.base)
-        if let bias { backend.addBias(bias, to: output.base, rows: batch * geometry.inputHeight * geometry.inputWidth,
+        if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: batch * geometry.inputHeight * geometry.inputWidth,
                                       columns: filters) }
         return UnsafePointer(output.base)
     }
@@ -94,8 +81,8 @@ public final class ConvTranspose2D: Layer {
             // dK (n x inputChannels) += im2col(dy)ᵀ · x
             backend.gemm(transposeA: true, transposeB: false, m: n, n: inputChannels, k: rows,
                          a: columns.base, lda: n, b: lastInput!, ldb: inputChannels,
-                         c: kernelGradient, ldc: inputChannels, accumulate: true)
-            if let biasGradient {
+                         c: weights.kernelGradient, ldc: inputChannels, accumulate: true)
+            if let biasGradient = weights.biasGradient {
                 backend.accumulateBiasGradient(dy, rows: batch * geometry.inputHeight * geometry.inputWidth,
                                                columns: filters, into: biasGradient)
             }
@@ -103,7 +90,7 @@ public final class ConvTranspose2D: Layer {
         guard needInputGradient else { return nil }
         // dx (rows x inputChannels) = im2col(dy) · K: the "same" convolution of dy.
         backend.gemm(transposeA: false, transposeB: false, m: rows, n: inputChannels, k: n,
-                     a: columns.base, lda: n, b: kernel, ldb: inputChannels,
+                     a: columns.base, lda: n, b: weights.kernel, ldb: inputChannels,
                      c: inputGradient.base, ldc: inputChannels, accumulate: false)
         return UnsafePointer(inputGradient.base)
     }

@@ -10,9 +10,7 @@ public final class Dense: Layer {
     public let useBias: Bool
     private let backend: Backend
 
-    private var weightOffset = 0, biasOffset = 0
-    private var weight: UnsafeMutablePointer<Float>!, weightGradient: UnsafeMutablePointer<Float>!
-    private var bias: UnsafeMutablePointer<Float>?, biasGradient: UnsafeMutablePointer<Float>?
+    private var weights: KernelAndBias
 
     private var output = LayerBuffer(), inputGradient = LayerBuffer()
     private var lastInput: UnsafePointer<Float>?
@@ -21,30 +19,19 @@ public final class Dense: Layer {
         inputCount = inputs
         outputCount = outputs
         useBias = bias
+        weights = KernelAndBias(kernelShape: [inputs, outputs], biasCount: bias ? outputs : nil)
         self.backend = backend
     }
 
     deinit { output.free(); inputGradient.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
-        weightOffset = layout.declare(prefix + "kernel", shape: [inputCount, outputCount])
-        if useBias { biasOffset = layout.declare(prefix + "bias", shape: [outputCount]) }
+        weights.declare(prefix: prefix, in: &layout)
     }
 
-    public func bind(to store: ParameterStore) {
-        weight = store.values.baseAddress! + weightOffset
-        weightGradient = store.gradients.baseAddress! + weightOffset
-        if useBias {
-            bias = store.values.baseAddress! + biasOffset
-            biasGradient = store.gradients.baseAddress! + biasOffset
-        }
-    }
+    public func bind(to store: ParameterStore) { weights.bind(to: store) }
 
-    public func initializeParameters(random: RandomStream) {
-        let limit = (6 / Float(inputCount + outputCount)).squareRoot()
-        random.fillUniform(weight, count: inputCount * outputCount, low: -limit, high: limit)
-        bias?.update(repeating: 0, count: outputCount)
-    }
+    public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
     public func allocate(maxBatch: Int) {
         output.reserve(maxBatch * outputCount)
@@ -54,9 +41,9 @@ public final class Dense: Layer {
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         lastInput = input
         backend.gemm(transposeA: false, transposeB: false, m: batch, n: outputCount, k: inputCount,
-                     a: input, lda: inputCount, b: weight, ldb: outputCount,
+                     a: input, lda: inputCount, b: weights.kernel, ldb: outputCount,
                      c: output.base, ldc: outputCount, accumulate: false)
-        if let bias { backend.addBias(bias, to: output.base, rows: batch, columns: outputCount) }
+        if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: batch, columns: outputCount) }
         return UnsafePointer(output.base)
     }
 
@@ -66,15 +53,15 @@ public final class Dense: Layer {
             // dW (inputs x outputs) += xᵀ · dy
             backend.gemm(transposeA: true, transposeB: false, m: inputCount, n: outputCount, k: batch,
                          a: lastInput!, lda: inputCount, b: dy, ldb: outputCount,
-                         c: weightGradient, ldc: outputCount, accumulate: true)
-            if let biasGradient {
+                         c: weights.kernelGradient, ldc: outputCount, accumulate: true)
+            if let biasGradient = weights.biasGradient {
                 backend.accumulateBiasGradient(dy, rows: batch, columns: outputCount, into: biasGradient)
             }
         }
         guard needInputGradient else { return nil }
         // dx (batch x inputs) = dy · Wᵀ
         backend.gemm(transposeA: false, transposeB: true, m: batch, n: inputCount, k: outputCount,
-                     a: dy, lda: outputCount, b: weight, ldb: outputCount,
+                     a: dy, lda: outputCount, b: weights.kernel, ldb: outputCount,
                      c: inputGradient.base, ldc: inputCount, accumulate: false)
         return UnsafePointer(inputGradient.base)
     }
