@@ -22,6 +22,15 @@ final class AdamTests: XCTestCase {
         XCTAssertEqual(adam.stepCount, 2)
     }
 
+    /// ε is added to √v, not to √v̂, as in Keras: a gradient of 1e-6 at step 1 moves θ by
+    /// lr·√0.001/0.1 · 1e-7/(√1e-15 + 1e-7) = 0.24025·lr (the other form would give 0.909·lr).
+    func testEpsilonIsAddedAsKerasDoes() {
+        let adam = Adam(count: 1, config: AdamConfig(learningRate: 1e-3))
+        var theta: [Float] = [0]
+        adam.step(parameters: &theta, gradients: [1e-6])
+        XCTAssertEqual(theta[0], -0.24025e-3, accuracy: 1e-8)
+    }
+
     /// The vector body and the scalar tail give identical results, and each element follows
     /// the formula in Double to float precision.
     func testMatchesFormulaOnOddLengths() {
@@ -38,8 +47,8 @@ final class AdamTests: XCTestCase {
                     let gi = Double(g[i])
                     m[i] = 0.5 * m[i] + 0.5 * gi
                     v[i] = 0.999 * v[i] + 0.001 * gi * gi
-                    let mh = m[i] / (1 - pow(0.5, Double(t))), vh = v[i] / (1 - pow(0.999, Double(t)))
-                    expected[i] -= 1e-3 * mh / (vh.squareRoot() + 1e-7)
+                    let alpha = 1e-3 * (1 - pow(0.999, Double(t))).squareRoot() / (1 - pow(0.5, Double(t)))
+                    expected[i] -= alpha * m[i] / (v[i].squareRoot() + 1e-7)
                 }
             }
             for i in 0..<count { XCTAssertEqual(Double(theta[i]), expected[i], accuracy: 1e-6, "count \(count), element \(i)") }
