@@ -42,8 +42,8 @@ struct Train: ParsableCommand {
     @Option(help: "Adam learning rate of both networks (default: the model's, 1e-3 for mlp, 1e-4 for dcgan).")
     var lr: Float?
 
-    @Option(help: "Adam beta1 (0.9 as the seeds; 0.5 as the DCGAN paper).")
-    var beta1: Float = 0.9
+    @Option(help: "Adam beta1 (default: the model's, 0.9 for mlp as its seed, 0.5 for dcgan as the DCGAN paper; the DCGAN tutorial uses 0.9).")
+    var beta1: Float?
 
     @Option(help: "Adam beta2.")
     var beta2: Float = 0.999
@@ -87,7 +87,7 @@ struct Train: ParsableCommand {
             if let value, value <= 0 { throw ValidationError("\(name) must be a positive integer, got \(value)") }
         }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
-        for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] where !(value >= 0 && value < 1) {
+        for (name, value) in [("--beta1", beta1 ?? 0), ("--beta2", beta2)] where !(value >= 0 && value < 1) {
             throw ValidationError("\(name) must be in [0, 1), got \(value)")
         }
         if !(labelSmoothing >= 0 && labelSmoothing < 1) {
@@ -109,9 +109,9 @@ struct Train: ParsableCommand {
     var ganConfiguration: GANConfiguration {
         var c = GANConfiguration.defaults(for: model)
         if let batchSize { c.batchSize = batchSize }
-        let rate = lr ?? c.generatorOptimizer.learningRate
-        c.generatorOptimizer = AdamConfig(learningRate: rate, beta1: beta1, beta2: beta2)
-        c.discriminatorOptimizer = AdamConfig(learningRate: rate, beta1: beta1, beta2: beta2)
+        let rate = lr ?? c.generatorOptimizer.learningRate, momentum = beta1 ?? c.generatorOptimizer.beta1
+        c.generatorOptimizer = AdamConfig(learningRate: rate, beta1: momentum, beta2: beta2)
+        c.discriminatorOptimizer = AdamConfig(learningRate: rate, beta1: momentum, beta2: beta2)
         c.labelSmoothing = labelSmoothing
         c.noise = noise
         if let updateScheme { c.updateScheme = updateScheme }
