@@ -87,8 +87,8 @@ struct Train: ParsableCommand {
             if let value, value <= 0 { throw ValidationError("\(name) must be a positive integer, got \(value)") }
         }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
-        for (name, value) in [("--beta1", beta1 ?? 0), ("--beta2", beta2)] where !(value >= 0 && value < 1) {
-            throw ValidationError("\(name) must be in [0, 1), got \(value)")
+        for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] {
+            if let value, !(value >= 0 && value < 1) { throw ValidationError("\(name) must be in [0, 1), got \(value)") }
         }
         if !(labelSmoothing >= 0 && labelSmoothing < 1) {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
@@ -109,9 +109,9 @@ struct Train: ParsableCommand {
     var ganConfiguration: GANConfiguration {
         var c = GANConfiguration.defaults(for: model)
         if let batchSize { c.batchSize = batchSize }
-        let rate = lr ?? c.generatorOptimizer.learningRate, momentum = beta1 ?? c.generatorOptimizer.beta1
-        c.generatorOptimizer = AdamConfig(learningRate: rate, beta1: momentum, beta2: beta2)
-        c.discriminatorOptimizer = AdamConfig(learningRate: rate, beta1: momentum, beta2: beta2)
+        let rate = lr ?? c.generatorOptimizer.learningRate, b1 = beta1 ?? c.generatorOptimizer.beta1
+        c.generatorOptimizer = AdamConfig(learningRate: rate, beta1: b1, beta2: beta2)
+        c.discriminatorOptimizer = AdamConfig(learningRate: rate, beta1: b1, beta2: beta2)
         c.labelSmoothing = labelSmoothing
         c.noise = noise
         if let updateScheme { c.updateScheme = updateScheme }
