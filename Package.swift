@@ -9,7 +9,11 @@ let simd: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
 /// The compute targets are optimized in debug builds too: -Onone SIMD code runs ~50x slower,
 /// which makes the multi-rank DCGAN checks of `swift test` take minutes, and nobody steps
 /// through a GEMM micro-kernel in a debugger.
-let compute: [SwiftSetting] = simd + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let optimized: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let compute: [SwiftSetting] = simd + optimized
+/// KernelsAVX512 alone is built for x86-64-v4 (SIMD16<Float>.addingProduct becomes
+/// `vfmadd231ps zmm`); only Backends creates its backend, after checking the CPU.
+let computeAVX512: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v4"])] + optimized
 
 let package = Package(
     name: "Gantry",
@@ -28,7 +32,13 @@ let package = Package(
         .target(name: "CCPUFeatures"),
 
         // Compute.
+        // Kernels: the Backend protocol, the generic SIMD kernels and GEMM engine, the reference;
+        // one module per instruction set specializes them; Backends picks one at run time.
         .target(name: "Kernels", swiftSettings: compute),
+        .target(name: "KernelsAVX2", dependencies: ["Kernels"], swiftSettings: compute),
+        .target(name: "KernelsAVX512", dependencies: ["Kernels"], swiftSettings: computeAVX512),
+        .target(name: "Backends", dependencies: ["Kernels", "KernelsAVX2", "KernelsAVX512", "CCPUFeatures"],
+                swiftSettings: compute),
         .target(name: "NN", dependencies: ["Kernels"], swiftSettings: compute),
         .target(name: "Optim", dependencies: ["Kernels"], swiftSettings: compute),
 
@@ -40,20 +50,20 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: simd),
 
         // The product: models, losses, the training step, checkpoints, outputs.
-        .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels"],
+        .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels", "Backends"],
                 swiftSettings: simd),
 
         // Command line.
         .executableTarget(name: "gantry", dependencies: [
-            "GAN", "Datasets", "FileFormats", "Kernels", "Distributed", "CCPUFeatures",
+            "GAN", "Datasets", "FileFormats", "Kernels", "Backends", "Distributed", "CCPUFeatures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: simd),
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
-        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels", "NN"],
+        .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels", "Backends", "NN"],
                           path: "Tests/MPI", swiftSettings: simd),
 
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"], swiftSettings: simd),
-        .testTarget(name: "NNTests", dependencies: ["NN"], swiftSettings: simd),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Backends"], swiftSettings: simd),
+        .testTarget(name: "NNTests", dependencies: ["NN", "Backends"], swiftSettings: simd),
         .testTarget(name: "OptimTests", dependencies: ["Optim"], swiftSettings: simd),
         // File helpers (temporary folders, gzip fixtures, exact-error assertions) for the tests below.
         .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/Support"),

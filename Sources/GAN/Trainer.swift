@@ -1,3 +1,4 @@
+import Backends
 import Distributed
 import Kernels
 import NN
@@ -37,7 +38,7 @@ public final class GANTrainer {
     private let logitGradient, scores: UnsafeMutableBufferPointer<Float>
 
     /// Builds the models; parameters are set by `initializeParameters()` or a checkpoint.
-    public init(configuration: GANConfiguration, communicator: Communicator, backend: Backend = SIMDBackend()) {
+    public init(configuration: GANConfiguration, communicator: Communicator, backend: Backend = Backends.automatic()) {
         self.configuration = configuration
         self.communicator = communicator
         self.backend = backend

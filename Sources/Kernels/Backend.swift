@@ -1,8 +1,9 @@
 /// The compute interface every layer, loss and optimizer is written against.
 ///
 /// All tensors are contiguous, row-major `Float` buffers passed as raw pointers; shapes are
-/// given explicitly in each call. Two implementations exist: `SIMDBackend`, which training
-/// uses, and `ReferenceBackend`, plain loops that tests use as the oracle. The interface is
+/// given explicitly in each call. Training uses a `VectorBackend` for the CPU at hand
+/// (`AVX2Backend` or `AVX512Backend`, chosen by module Backends); `ReferenceBackend`, plain
+/// loops, is the oracle tests compare them with. The interface is
 /// deliberately small: the handful of kernels two GANs need, no tensor type, no graph.
 ///
 /// Conventions: a matrix argument `a` with leading dimension `lda` holds element (i, j) at

@@ -1,12 +1,13 @@
 import XCTest
 import Kernels
+import Backends
 @testable import NN
 
 /// Batch normalization: backward against finite differences, forward and the moving statistics
 /// against plain Double loops, and the synchronized (cross-replica) statistics against one
 /// replica with the whole batch.
 final class BatchNormTests: XCTestCase {
-    let backend = SIMDBackend()
+    let backend = Backends.automatic()
 
     // MARK: Finite differences
 

@@ -1,12 +1,13 @@
 import XCTest
 import Kernels
+import Backends
 @testable import NN
 
 /// Conv2D and ConvTranspose2D against nested loops written from the definitions (in Double),
 /// against TensorFlow's "same" conventions on hand-worked cases, and against each other: the
 /// transposed convolution must be the adjoint of the convolution.
 final class ConvolutionTests: XCTestCase {
-    let backend = SIMDBackend()
+    let backend = Backends.automatic()
 
     // MARK: - Definitions
 

@@ -1,11 +1,12 @@
 import XCTest
 import Kernels
+import Backends
 @testable import NN
 
 /// Every layer's backward pass against central finite differences of a scalar loss
 /// `L = Σ r ⊙ y` (a fixed random projection r of the output, so ∂L/∂y = r).
 final class FiniteDifferenceTests: XCTestCase {
-    let backend = SIMDBackend()
+    let backend = Backends.automatic()
 
     /// Checks ∂L/∂input and ∂L/∂parameters of `network` at a random input of `batch` examples
     /// (see `checkGradients`).

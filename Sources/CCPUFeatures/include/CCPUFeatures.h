@@ -1,5 +1,9 @@
 #ifndef GANTRY_CPU_FEATURES_H
 #define GANTRY_CPU_FEATURES_H
-/// 1 when the CPU executes AVX2 and FMA3 (what the SIMD kernels are compiled for), else 0.
+/// 1 when the CPU executes AVX2 and FMA3 (x86-64-v3, what the AVX2 kernels are compiled for)
+/// and the OS saves the ymm registers, else 0.
 int gantry_cpu_supports_avx2_fma(void);
+/// 1 when the CPU executes the AVX-512 subsets of x86-64-v4 (F, CD, BW, DQ, VL) and the OS
+/// saves the zmm and mask registers (XCR0 bits 1, 2, 5, 6, 7, read with XGETBV), else 0.
+int gantry_cpu_supports_avx512(void);
 #endif

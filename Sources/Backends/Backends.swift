@@ -1,0 +1,54 @@
+import CCPUFeatures
+#if canImport(Glibc)
+import Glibc
+#endif
+import Kernels
+import KernelsAVX2
+import KernelsAVX512
+
+/// Chooses the kernels for the CPU at hand. This module is the only one that names the
+/// instruction-set modules, and it creates a backend only for an instruction set that CPUID
+/// and XGETBV say the CPU and the OS support, so no unsupported instruction can run.
+public enum Backends {
+    /// The instruction sets this CPU supports, best last (empty without AVX2 + FMA).
+    public static let supported: [InstructionSet] = {
+        var sets: [InstructionSet] = []
+        if gantry_cpu_supports_avx2_fma() != 0 { sets.append(.avx2) }
+        if gantry_cpu_supports_avx512() != 0 { sets.append(.avx512) }
+        return sets
+    }()
+
+    /// The instruction set to use: `requested` if the CPU supports it, else the best one.
+    public static func choose(_ requested: InstructionSet? = nil) throws -> InstructionSet {
+        guard let best = supported.last else { throw BackendError.noSupportedInstructionSet }
+        guard let requested else { return best }
+        guard supported.contains(requested) else { throw BackendError.unsupported(requested, supported: supported) }
+        return requested
+    }
+
+    /// A new backend for `isa` (which must be in `supported`).
+    public static func make(_ isa: InstructionSet) throws -> Backend {
+        guard supported.contains(isa) else { throw BackendError.unsupported(isa, supported: supported) }
+        switch isa {
+        case .avx2: return AVX2Backend()
+        case .avx512: return AVX512Backend()
+        }
+    }
+
+    /// A new backend for the best instruction set of this CPU, or `GANTRY_ISA`'s if set.
+    /// For library code and tests; the CLI checks for AVX2 and words errors before it gets here.
+    public static func automatic() -> Backend {
+        let forced = getenv("GANTRY_ISA").flatMap { InstructionSet(rawValue: String(cString: $0)) }
+        guard let isa = try? choose(forced), let backend = try? make(isa) else {
+            preconditionFailure("no usable instruction set: supported \(supported), GANTRY_ISA \(forced.map(\.rawValue) ?? "unset")")
+        }
+        return backend
+    }
+}
+
+public enum BackendError: Error, Equatable {
+    /// The CPU lacks AVX2 + FMA, the least the kernels are built for.
+    case noSupportedInstructionSet
+    /// A forced instruction set this CPU (or OS) does not support.
+    case unsupported(InstructionSet, supported: [InstructionSet])
+}

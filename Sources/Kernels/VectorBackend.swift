@@ -1,0 +1,207 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A training backend built from one SIMD vector width and one GEMM register tile: every
+/// kernel of `Backend` is written here once, generically, and `@inlinable`, so that each
+/// instruction-set module (KernelsAVX2: `SIMD8<Float>`, KernelsAVX512: `SIMD16<Float>`)
+/// compiles all of it for its own `-march`, and no instruction of one set leaks into another.
+///
+/// Elementwise kernels compute each lane with the same operations whatever the width, so the
+/// instruction sets agree bit for bit; reductions (`sum`) keep a fixed 8-lane order for the
+/// same reason. No allocation per call; one instance must not be used from two threads at once.
+public protocol VectorBackend: Backend {
+    associatedtype Vector: FloatVector
+    associatedtype Tile: MicroKernel
+    var engine: GEMMEngine<Tile> { get }
+}
+
+extension VectorBackend {
+    @inlinable
+    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        engine.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                        a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate)
+    }
+
+    @inlinable
+    public func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
+        for r in 0..<rows { axpy(1, bias, x + r * columns, count: columns) }
+    }
+
+    @inlinable
+    public func accumulateBiasGradient(_ dy: UnsafePointer<Float>, rows: Int, columns: Int,
+                                       into biasGradient: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows { axpy(1, dy + r * columns, biasGradient, count: columns) }
+    }
+
+    @inlinable
+    public func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
+        let s = Vector(repeating: slope), zero = Vector()
+        vectorMap(x, y, count) { (v: Vector) in v.replacing(with: v * s, where: v, isAtMost: zero) }
+    }
+
+    @inlinable
+    public func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                                  _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
+        let s = Vector(repeating: slope), zero = Vector()
+        vectorZipMap(x, dy, dx, count) { (xv: Vector, g: Vector) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
+    }
+
+    @inlinable
+    public func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        vectorMap(x, y, count) { (v: Vector) in fastTanh(v) }
+    }
+
+    @inlinable
+    public func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+                             _ dx: UnsafeMutablePointer<Float>, count: Int) {
+        let one = Vector(repeating: 1)
+        vectorZipMap(y, dy, dx, count) { (yv: Vector, g: Vector) in g * (one - yv * yv) }
+    }
+
+    @inlinable
+    public func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        // sigmoid(x) = (1 + tanh(x/2)) / 2, exact identity; reuses the vector tanh.
+        let half = Vector(repeating: 0.5)
+        vectorMap(x, y, count) { (v: Vector) in half + half * fastTanh(v * half) }
+    }
+
+    @inlinable
+    public func binaryCrossEntropyWithLogits(_ logits: UnsafePointer<Float>, targets: UnsafePointer<Float>,
+                                             count: Int, scale: Float,
+                                             gradient: UnsafeMutablePointer<Float>) -> Double {
+        // One value per example: scalar libm is exact enough and cheap at batch sizes.
+        var total = 0.0
+        for i in 0..<count {
+            let l = logits[i], t = targets[i]
+            total += Double(max(l, 0) - l * t + log1pf(expf(-abs(l))))
+            let p = l >= 0 ? 1 / (1 + expf(-l)) : expf(l) / (1 + expf(l))
+            gradient[i] = scale * (p - t)
+        }
+        return total
+    }
+
+    @inlinable
+    public func sum(_ x: UnsafePointer<Float>, count: Int) -> Double {
+        // Eight Double lanes whatever the vector width: the same order on every instruction set.
+        var acc = SIMD8<Double>(), i = 0
+        while i + 8 <= count {
+            acc += SIMD8<Double>(UnsafeRawPointer(x + i).loadUnaligned(as: SIMD8<Float>.self))
+            i += 8
+        }
+        var s = acc.sum()
+        while i < count { s += Double(x[i]); i += 1 }
+        return s
+    }
+
+    @inlinable
+    public func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        let a = Vector(repeating: alpha)
+        vectorZipMap(x, y, y, count) { (xv: Vector, yv: Vector) in yv.addingProduct(a, xv) }
+    }
+
+    @inlinable
+    public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
+        let a = Vector(repeating: alpha)
+        vectorMap(x, x, count) { (v: Vector) in v * a }
+    }
+}
+
+// MARK: - Vector helpers, generic over the width
+
+/// The vector operations the generic kernels use. Swift's `SIMD` protocol implements them
+/// generically lane by lane (its fast versions are concrete overloads on `SIMD8<Float>`,
+/// `SIMD16<Float>`, ... that generic code never reaches); as requirements here, each
+/// instruction-set module's conformance binds them to the concrete, vectorized operations.
+public protocol FloatVector: SIMD where Scalar == Float {
+    static func + (a: Self, b: Self) -> Self
+    static func - (a: Self, b: Self) -> Self
+    static func * (a: Self, b: Self) -> Self
+    static func / (a: Self, b: Self) -> Self
+    static prefix func - (a: Self) -> Self
+    /// `self + a * b`, fused (one rounding).
+    func addingProduct(_ a: Self, _ b: Self) -> Self
+    /// Lane i is `other[i]` where `x[i] <= threshold[i]`, else `self[i]`.
+    func replacing(with other: Self, where x: Self, isAtMost threshold: Self) -> Self
+    /// Lane i is `other[i]` where `x[i] < threshold[i]`, else `self[i]`.
+    func replacing(with other: Self, where x: Self, isBelow threshold: Self) -> Self
+    func clamped(lowerBound: Self, upperBound: Self) -> Self
+    func squareRoot() -> Self
+}
+
+extension FloatVector {
+    @inlinable @inline(__always) public static func += (a: inout Self, b: Self) { a = a + b }
+    @inlinable @inline(__always) public static func *= (a: inout Self, b: Self) { a = a * b }
+}
+
+/// `y[i] = f(x[i])` a vector at a time; the tail goes through the same `f` on a padded
+/// vector, so the tail gets exactly the same arithmetic as the body.
+@inlinable @inline(__always)
+public func vectorMap<V: FloatVector>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+                                      _ f: (V) -> V) {
+    let w = V.scalarCount
+    var i = 0
+    while i + w <= count {
+        UnsafeMutableRawPointer(y + i).storeBytes(of: f(UnsafeRawPointer(x + i).loadUnaligned(as: V.self)), as: V.self)
+        i += w
+    }
+    if i < count {
+        var v = V()
+        for j in 0..<(count - i) { v[j] = x[i + j] }
+        let r = f(v)
+        for j in 0..<(count - i) { y[i + j] = r[j] }
+    }
+}
+
+/// `z[i] = f(x[i], y[i])` a vector at a time (`z` may alias `x` or `y`).
+@inlinable @inline(__always)
+public func vectorZipMap<V: FloatVector>(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>,
+                                         _ count: Int, _ f: (V, V) -> V) {
+    let w = V.scalarCount
+    var i = 0
+    while i + w <= count {
+        let r = f(UnsafeRawPointer(x + i).loadUnaligned(as: V.self), UnsafeRawPointer(y + i).loadUnaligned(as: V.self))
+        UnsafeMutableRawPointer(z + i).storeBytes(of: r, as: V.self)
+        i += w
+    }
+    if i < count {
+        var a = V(), b = V()
+        for j in 0..<(count - i) { a[j] = x[i + j]; b[j] = y[i + j] }
+        let r = f(a, b)
+        for j in 0..<(count - i) { z[i + j] = r[j] }
+    }
+}
+
+/// tanh as a 13/6 rational function of x on [-7.9, 7.9] (Eigen's `ptanh_float` coefficients),
+/// within a few ulp of libm's tanhf; exactly ±1 outside (the rational form stops 2e-7 short), and returns x for |x| < 4e-4
+/// where the rational form loses relative accuracy.
+@inlinable @inline(__always)
+public func fastTanh<V: FloatVector>(_ input: V) -> V {
+    let clamp = V(repeating: 7.90531110763549805)
+    let x = input.clamped(lowerBound: -clamp, upperBound: clamp)
+    let x2 = x * x
+    var p = V(repeating: -2.76076847742355e-16)
+    p = V(repeating: 2.00018790482477e-13).addingProduct(p, x2)
+    p = V(repeating: -8.60467152213735e-11).addingProduct(p, x2)
+    p = V(repeating: 5.12229709037114e-08).addingProduct(p, x2)
+    p = V(repeating: 1.48572235717979e-05).addingProduct(p, x2)
+    p = V(repeating: 6.37261928875436e-04).addingProduct(p, x2)
+    p = V(repeating: 4.89352455891786e-03).addingProduct(p, x2)
+    p *= x
+    var q = V(repeating: 1.19825839466702e-06)
+    q = V(repeating: 1.18534705686654e-04).addingProduct(q, x2)
+    q = V(repeating: 2.26843463243900e-03).addingProduct(q, x2)
+    q = V(repeating: 4.89352518554385e-03).addingProduct(q, x2)
+    let magnitude = input.replacing(with: -input, where: input, isBelow: V())
+    let one = V(repeating: 1)
+    let saturated = one.replacing(with: -one, where: input, isBelow: V())
+    return (p / q).replacing(with: input, where: magnitude, isBelow: V(repeating: 0.0004))
+        .replacing(with: saturated, where: clamp, isBelow: magnitude)
+}
+
+/// Eight lanes, for the kernels in this module that are not per instruction set (im2col).
+typealias V8 = SIMD8<Float>

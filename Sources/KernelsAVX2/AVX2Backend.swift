@@ -1,0 +1,70 @@
+import Kernels
+
+/// The AVX2 + FMA backend (this module builds with `-march=x86-64-v3`): `SIMD8<Float>`
+/// elementwise kernels and a 6 x 16 GEMM tile.
+public final class AVX2Backend: VectorBackend {
+    public typealias Vector = SIMD8<Float>
+    public let engine = GEMMEngine<Tile6x16>()
+
+    public init() {}
+    deinit { engine.deallocate() }
+}
+
+/// 6 x 16 of C in twelve 8-wide accumulators: with 2 B vectors and 1 broadcast of A, 15 of
+/// AVX2's 16 ymm registers; one FMA per accumulator per k.
+public enum Tile6x16: MicroKernel {
+    public static var mr: Int { 6 }
+    public static var nr: Int { 16 }
+
+    @inline(__always)
+    public static func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>) {
+        let s = UnsafeRawPointer(src), d = UnsafeMutableRawPointer(dst)
+        d.storeBytes(of: s.loadUnaligned(as: V8.self), as: V8.self)
+        d.storeBytes(of: s.loadUnaligned(fromByteOffset: 32, as: V8.self), toByteOffset: 32, as: V8.self)
+    }
+
+    @inline(__always)
+    public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
+        var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
+        var ap = a
+        var bp = UnsafeRawPointer(b)
+        for _ in 0..<kc {
+            let b0 = bp.loadUnaligned(as: V8.self)
+            let b1 = bp.loadUnaligned(fromByteOffset: 32, as: V8.self)
+            var s = V8(repeating: ap[0]); c00.addProduct(s, b0); c01.addProduct(s, b1)
+            s = V8(repeating: ap[1]); c10.addProduct(s, b0); c11.addProduct(s, b1)
+            s = V8(repeating: ap[2]); c20.addProduct(s, b0); c21.addProduct(s, b1)
+            s = V8(repeating: ap[3]); c30.addProduct(s, b0); c31.addProduct(s, b1)
+            s = V8(repeating: ap[4]); c40.addProduct(s, b0); c41.addProduct(s, b1)
+            s = V8(repeating: ap[5]); c50.addProduct(s, b0); c51.addProduct(s, b1)
+            ap += 6
+            bp += 64
+        }
+        @inline(__always) func store(_ row: Int, _ lo: V8, _ hi: V8) {
+            let p = UnsafeMutableRawPointer(c + row * ldc)
+            if add {
+                p.storeBytes(of: p.loadUnaligned(as: V8.self) + lo, as: V8.self)
+                p.storeBytes(of: p.loadUnaligned(fromByteOffset: 32, as: V8.self) + hi, toByteOffset: 32, as: V8.self)
+            } else {
+                p.storeBytes(of: lo, as: V8.self)
+                p.storeBytes(of: hi, toByteOffset: 32, as: V8.self)
+            }
+        }
+        store(0, c00, c01); store(1, c10, c11); store(2, c20, c21)
+        store(3, c30, c31); store(4, c40, c41); store(5, c50, c51)
+    }
+}
+
+typealias V8 = SIMD8<Float>
+
+/// The generic kernels' vector operations, bound to SIMD8<Float>'s concrete (vector) ones.
+extension SIMD8: FloatVector where Scalar == Float {
+    @inline(__always) public func replacing(with other: Self, where x: Self, isAtMost threshold: Self) -> Self {
+        replacing(with: other, where: x .<= threshold)
+    }
+    @inline(__always) public func replacing(with other: Self, where x: Self, isBelow threshold: Self) -> Self {
+        replacing(with: other, where: x .< threshold)
+    }
+}
