@@ -26,8 +26,9 @@ public enum Backends {
         return requested
     }
 
-    /// A new backend for `isa` (which must be in `supported`).
-    public static func make(_ isa: InstructionSet) throws -> Backend {
+    /// A new backend for `isa` (which must be in `supported`), splitting its work over
+    /// `threads` threads (results are bit-identical for every count).
+    public static func make(_ isa: InstructionSet, threads: Int = 1) throws -> Backend {
         guard supported.contains(isa) else { throw BackendError.unsupported(isa, supported: supported) }
         switch isa {
         case .avx2: return AVX2Backend()

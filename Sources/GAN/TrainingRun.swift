@@ -1,3 +1,4 @@
+import Backends
 import Distributed
 import FileFormats
 import Kernels
@@ -79,12 +80,13 @@ public final class TrainingRun {
     let reporter: ProgressReporter?
 
     /// Builds the trainer; rank 0 creates the output folders. Nothing is trained yet.
+    /// `backend`: the kernels (the CLI chooses them from `--isa` and `--threads`).
     public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
-                communicator: Communicator) throws {
+                communicator: Communicator, backend: Backend = Backends.automatic()) throws {
         self.options = options
         self.data = data
         self.communicator = communicator
-        trainer = GANTrainer(configuration: configuration, communicator: communicator)
+        trainer = GANTrainer(configuration: configuration, communicator: communicator, backend: backend)
         if communicator.rank == 0 {
             for folder in [options.outputDirectory, options.checkpointDirectory, options.sampleDirectory] {
                 try createDirectory(folder)
