@@ -40,34 +40,29 @@ extension VectorBackend {
 
     @inlinable
     public func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
-        let s = Vector(repeating: slope), zero = Vector()
-        vectorMap(x, y, count) { (v: Vector) in v.replacing(with: v * s, where: v, isAtMost: zero) }
+        vectorMap(x, y, count, LeakyReLUForward<Vector>(slope: slope))
     }
 
     @inlinable
     public func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
-        let s = Vector(repeating: slope), zero = Vector()
-        vectorZipMap(x, dy, dx, count) { (xv: Vector, g: Vector) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
+        vectorZipMap(x, dy, dx, count, LeakyReLUBackward<Vector>(slope: slope))
     }
 
     @inlinable
     public func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        vectorMap(x, y, count) { (v: Vector) in fastTanh(v) }
+        vectorMap(x, y, count, TanhForward<Vector>())
     }
 
     @inlinable
     public func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                              _ dx: UnsafeMutablePointer<Float>, count: Int) {
-        let one = Vector(repeating: 1)
-        vectorZipMap(y, dy, dx, count) { (yv: Vector, g: Vector) in g * (one - yv * yv) }
+        vectorZipMap(y, dy, dx, count, TanhBackward<Vector>())
     }
 
     @inlinable
     public func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        // sigmoid(x) = (1 + tanh(x/2)) / 2, exact identity; reuses the vector tanh.
-        let half = Vector(repeating: 0.5)
-        vectorMap(x, y, count) { (v: Vector) in half + half * fastTanh(v * half) }
+        vectorMap(x, y, count, SigmoidForward<Vector>())
     }
 
     @inlinable
@@ -100,14 +95,12 @@ extension VectorBackend {
 
     @inlinable
     public func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        let a = Vector(repeating: alpha)
-        vectorZipMap(x, y, y, count) { (xv: Vector, yv: Vector) in yv.addingProduct(a, xv) }
+        vectorZipMap(x, y, y, count, MultiplyAdd<Vector>(alpha: alpha))
     }
 
     @inlinable
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
-        let a = Vector(repeating: alpha)
-        vectorMap(x, x, count) { (v: Vector) in v * a }
+        vectorMap(x, x, count, Multiply<Vector>(alpha: alpha))
     }
 }
 
@@ -129,6 +122,7 @@ public protocol FloatVector: SIMD where Scalar == Float {
     func replacing(with other: Self, where x: Self, isAtMost threshold: Self) -> Self
     /// Lane i is `other[i]` where `x[i] < threshold[i]`, else `self[i]`.
     func replacing(with other: Self, where x: Self, isBelow threshold: Self) -> Self
+    /// `min(max(self, lowerBound), upperBound)` lane by lane (compare and select).
     func clamped(lowerBound: Self, upperBound: Self) -> Self
     func squareRoot() -> Self
 }
@@ -138,11 +132,78 @@ extension FloatVector {
     @inlinable @inline(__always) public static func *= (a: inout Self, b: Self) { a = a * b }
 }
 
+/// A function of one vector. The elementwise kernels pass these as values of concrete types
+/// rather than closures: the optimizer reliably inlines a generic method call into the loop,
+/// while closures here were called once per vector.
+public protocol VectorFunction {
+    associatedtype V: FloatVector
+    func callAsFunction(_ x: V) -> V
+}
+
+/// A function of two vectors (see `VectorFunction`).
+public protocol VectorFunction2 {
+    associatedtype V: FloatVector
+    func callAsFunction(_ x: V, _ y: V) -> V
+}
+
+/// `x > 0 ? x : slope * x`.
+@frozen public struct LeakyReLUForward<V: FloatVector>: VectorFunction {
+    @usableFromInline let slope: V
+    @inlinable public init(slope: Float) { self.slope = V(repeating: slope) }
+    @inlinable @inline(__always) public func callAsFunction(_ x: V) -> V {
+        x.replacing(with: x * slope, where: x, isAtMost: V())
+    }
+}
+
+/// `dy * (x > 0 ? 1 : slope)` of (x, dy).
+@frozen public struct LeakyReLUBackward<V: FloatVector>: VectorFunction2 {
+    @usableFromInline let slope: V
+    @inlinable public init(slope: Float) { self.slope = V(repeating: slope) }
+    @inlinable @inline(__always) public func callAsFunction(_ x: V, _ dy: V) -> V {
+        dy.replacing(with: dy * slope, where: x, isAtMost: V())
+    }
+}
+
+@frozen public struct TanhForward<V: FloatVector>: VectorFunction {
+    @inlinable public init() {}
+    @inlinable @inline(__always) public func callAsFunction(_ x: V) -> V { fastTanh(x) }
+}
+
+/// `dy * (1 - y²)` of (y, dy).
+@frozen public struct TanhBackward<V: FloatVector>: VectorFunction2 {
+    @inlinable public init() {}
+    @inlinable @inline(__always) public func callAsFunction(_ y: V, _ dy: V) -> V { dy * (V(repeating: 1) - y * y) }
+}
+
+/// sigmoid(x) = (1 + tanh(x/2)) / 2, an exact identity; reuses the vector tanh.
+@frozen public struct SigmoidForward<V: FloatVector>: VectorFunction {
+    @inlinable public init() {}
+    @inlinable @inline(__always) public func callAsFunction(_ x: V) -> V {
+        let half = V(repeating: 0.5)
+        return half + half * fastTanh(x * half)
+    }
+}
+
+/// `y + alpha * x` of (x, y).
+@frozen public struct MultiplyAdd<V: FloatVector>: VectorFunction2 {
+    @usableFromInline let alpha: V
+    @inlinable public init(alpha: Float) { self.alpha = V(repeating: alpha) }
+    @inlinable @inline(__always) public func callAsFunction(_ x: V, _ y: V) -> V { y.addingProduct(alpha, x) }
+}
+
+/// `alpha * x`.
+@frozen public struct Multiply<V: FloatVector>: VectorFunction {
+    @usableFromInline let alpha: V
+    @inlinable public init(alpha: Float) { self.alpha = V(repeating: alpha) }
+    @inlinable @inline(__always) public func callAsFunction(_ x: V) -> V { x * alpha }
+}
+
 /// `y[i] = f(x[i])` a vector at a time; the tail goes through the same `f` on a padded
 /// vector, so the tail gets exactly the same arithmetic as the body.
 @inlinable @inline(__always)
-public func vectorMap<V: FloatVector>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
-                                      _ f: (V) -> V) {
+public func vectorMap<F: VectorFunction>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ count: Int,
+                                         _ f: F) {
+    typealias V = F.V
     let w = V.scalarCount
     var i = 0
     while i + w <= count {
@@ -159,8 +220,9 @@ public func vectorMap<V: FloatVector>(_ x: UnsafePointer<Float>, _ y: UnsafeMuta
 
 /// `z[i] = f(x[i], y[i])` a vector at a time (`z` may alias `x` or `y`).
 @inlinable @inline(__always)
-public func vectorZipMap<V: FloatVector>(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ z: UnsafeMutablePointer<Float>,
-                                         _ count: Int, _ f: (V, V) -> V) {
+public func vectorZipMap<F: VectorFunction2>(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>,
+                                             _ z: UnsafeMutablePointer<Float>, _ count: Int, _ f: F) {
+    typealias V = F.V
     let w = V.scalarCount
     var i = 0
     while i + w <= count {

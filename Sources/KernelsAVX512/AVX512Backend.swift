@@ -78,4 +78,8 @@ extension SIMD16: FloatVector where Scalar == Float {
     @inline(__always) public func replacing(with other: Self, where x: Self, isBelow threshold: Self) -> Self {
         replacing(with: other, where: x .< threshold)
     }
+    /// As a compare and a select: the `SIMD` protocol's `clamped` goes lane by lane.
+    @inline(__always) public func clamped(lowerBound: Self, upperBound: Self) -> Self {
+        replacing(with: lowerBound, where: self .< lowerBound).replacing(with: upperBound, where: self .> upperBound)
+    }
 }
