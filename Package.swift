@@ -64,7 +64,7 @@ let package = Package(
 
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Backends"], swiftSettings: simd),
         .testTarget(name: "NNTests", dependencies: ["NN", "Backends"], swiftSettings: simd),
-        .testTarget(name: "OptimTests", dependencies: ["Optim"], swiftSettings: simd),
+        .testTarget(name: "OptimTests", dependencies: ["Optim", "Backends"], swiftSettings: simd),
         // File helpers (temporary folders, gzip fixtures, exact-error assertions) for the tests below.
         .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/Support"),
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "TestSupport", "CZlib"], swiftSettings: simd),

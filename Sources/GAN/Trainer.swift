@@ -44,8 +44,10 @@ public final class GANTrainer {
         self.backend = backend
         batch = configuration.batchSize
         models = GANModels(configuration: configuration, maxBatch: batch, backend: backend)
-        generatorOptimizer = Adam(count: models.generator.parameters.count, config: configuration.generatorOptimizer)
-        discriminatorOptimizer = Adam(count: models.discriminator.parameters.count, config: configuration.discriminatorOptimizer)
+        generatorOptimizer = Adam(count: models.generator.parameters.count, config: configuration.generatorOptimizer,
+                                  backend: backend)
+        discriminatorOptimizer = Adam(count: models.discriminator.parameters.count, config: configuration.discriminatorOptimizer,
+                                      backend: backend)
         func buffer(_ count: Int, _ value: Float) -> UnsafeMutableBufferPointer<Float> {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
             b.initialize(repeating: value)

@@ -58,4 +58,11 @@ public protocol Backend: AnyObject {
 
     /// `x *= alpha`.
     func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int)
+
+    /// One Adam update over `count` parameters (the arithmetic of `Optim.Adam`, which computes
+    /// the step size): `m = β₁m + (1-β₁)g`, `v = β₂v + (1-β₂)g²`, `θ -= stepSize·m / (√v + ε)`,
+    /// each in Float, multiplies and adds unfused.
+    func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                    m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                    beta1: Float, beta2: Float, stepSize: Float, epsilon: Float)
 }

@@ -86,4 +86,15 @@ public final class ReferenceBackend: Backend {
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
         for i in 0..<count { x[i] *= alpha }
     }
+
+    public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                           m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                           beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {
+        for i in 0..<count {
+            let g = gradients[i]
+            m[i] = beta1 * m[i] + (1 - beta1) * g
+            v[i] = beta2 * v[i] + (1 - beta2) * g * g
+            parameters[i] -= stepSize * m[i] / (v[i].squareRoot() + epsilon)
+        }
+    }
 }

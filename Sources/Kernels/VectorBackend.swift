@@ -102,6 +102,38 @@ extension VectorBackend {
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
         vectorMap(x, x, count, Multiply<Vector>(alpha: alpha))
     }
+
+    @inlinable
+    public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                           m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                           beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {
+        let b1 = Vector(repeating: beta1), b2 = Vector(repeating: beta2)
+        let c1 = Vector(repeating: 1 - beta1), c2 = Vector(repeating: 1 - beta2)
+        let size = Vector(repeating: stepSize), eps = Vector(repeating: epsilon)
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> Vector { UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
+        @inline(__always) func store(_ x: Vector, _ p: UnsafeMutablePointer<Float>) {
+            UnsafeMutableRawPointer(p).storeBytes(of: x, as: Vector.self)
+        }
+        @inline(__always) func update(_ g: Vector, _ p: Vector, _ m0: Vector, _ v0: Vector) -> (Vector, Vector, Vector) {
+            let m1 = b1 * m0 + c1 * g
+            let v1 = b2 * v0 + c2 * g * g
+            return (p - size * m1 / (v1.squareRoot() + eps), m1, v1)
+        }
+        let w = Vector.scalarCount
+        var i = 0
+        while i + w <= count {
+            let (p1, m1, v1) = update(load(gradients + i), load(parameters + i), load(m + i), load(v + i))
+            store(p1, parameters + i); store(m1, m + i); store(v1, v + i)
+            i += w
+        }
+        // The tail runs the same vector arithmetic on padded lanes.
+        if i < count {
+            var g = Vector(), p = g, m0 = g, v0 = g
+            for j in 0..<(count - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = m[i + j]; v0[j] = v[i + j] }
+            let (p1, m1, v1) = update(g, p, m0, v0)
+            for j in 0..<(count - i) { parameters[i + j] = p1[j]; m[i + j] = m1[j]; v[i + j] = v1[j] }
+        }
+    }
 }
 
 // MARK: - Vector helpers, generic over the width

@@ -31,7 +31,7 @@ public struct AdamConfig: Sendable, Equatable, Codable {
 /// the DCGAN's small early gradients changes the first steps' updates by up to 20 %.)
 ///
 /// The moments `m` and `v` are flat buffers with the parameters' layout, so saving the
-/// optimizer is two copies and `step` is one vectorized loop.
+/// optimizer is two copies and `step` is one vectorized kernel (`Backend.adamUpdate`).
 public final class Adam {
     public let config: AdamConfig
     public let count: Int
@@ -41,9 +41,12 @@ public final class Adam {
     /// Number of steps taken (t in the formulas above).
     public var stepCount: Int = 0
 
-    public init(count: Int, config: AdamConfig) {
+    private let backend: Backend
+
+    public init(count: Int, config: AdamConfig, backend: Backend) {
         self.count = count
         self.config = config
+        self.backend = backend
         m = .allocate(capacity: count); m.initialize(repeating: 0)
         v = .allocate(capacity: count); v.initialize(repeating: 0)
     }
@@ -57,43 +60,9 @@ public final class Adam {
         // Bias corrections in Double: β₂ᵗ is close to 1 for thousands of steps.
         let correction1 = Float(1 - pow(Double(config.beta1), t))
         let correction2 = Float(1 - pow(Double(config.beta2), t))
-        let b1 = SIMD8<Float>(repeating: config.beta1), b2 = SIMD8<Float>(repeating: config.beta2)
-        let c1 = SIMD8<Float>(repeating: 1 - config.beta1), c2 = SIMD8<Float>(repeating: 1 - config.beta2)
-        let stepSize = SIMD8<Float>(repeating: config.learningRate * correction2.squareRoot() / correction1)
-        let eps = SIMD8<Float>(repeating: config.epsilon)
-        let mp = m.baseAddress!, vp = v.baseAddress!
-
-        @inline(__always) func update(_ i: Int, _ g: SIMD8<Float>, _ p: SIMD8<Float>,
-                                      _ m0: SIMD8<Float>, _ v0: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-            let m1 = b1 * m0 + c1 * g
-            let v1 = b2 * v0 + c2 * g * g
-            let p1 = p - stepSize * m1 / (v1.squareRoot() + eps)
-            return (p1, m1, v1)
-        }
-
-        var i = 0
-        while i + 8 <= count {
-            let (p1, m1, v1) = update(i, load(gradients + i), load(parameters + i), load(mp + i), load(vp + i))
-            store(p1, parameters + i); store(m1, mp + i); store(v1, vp + i)
-            i += 8
-        }
-        // The tail runs the same vector arithmetic on padded lanes, so results do not depend
-        // on where the buffer ends.
-        if i < count {
-            var g = SIMD8<Float>(), p = g, m0 = g, v0 = g
-            for j in 0..<(count - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = mp[i + j]; v0[j] = vp[i + j] }
-            let (p1, m1, v1) = update(i, g, p, m0, v0)
-            for j in 0..<(count - i) { parameters[i + j] = p1[j]; mp[i + j] = m1[j]; vp[i + j] = v1[j] }
-        }
-    }
-
-    @inline(__always) private func load(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-    @inline(__always) private func load(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
-    }
-    @inline(__always) private func store(_ x: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: x, as: SIMD8<Float>.self)
+        backend.adamUpdate(parameters: parameters, gradients: gradients, m: m.baseAddress!, v: v.baseAddress!,
+                           count: count, beta1: config.beta1, beta2: config.beta2,
+                           stepSize: config.learningRate * correction2.squareRoot() / correction1,
+                           epsilon: config.epsilon)
     }
 }
