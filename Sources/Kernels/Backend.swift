@@ -18,6 +18,21 @@ public protocol Backend: AnyObject {
               a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
               c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool)
 
+    /// `c[cRows[i]·cStride ..< +n] += a[aRows[i]·aStride ..< +k] · op(b)` for each row `i < m`:
+    /// gathered rows of A times `op(b)` (`k x n`, as in `gemm`), added into scattered rows of C
+    /// (distinct). One kernel tap of a convolution (see `ConvolutionTaps`).
+    func gemmGatheredRows(m: Int, n: Int, k: Int,
+                          a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                          transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
+                          c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int)
+
+    /// `c[m x n] += Σ_{p < k} (row aRows[p] of A)ᵀ · (row bRows[p] of B)`, rows of `m` and `n`
+    /// floats at `a + aRows[p]·aStride` and `b + bRows[p]·bStride`: one tap's kernel gradient.
+    func gemmGatheredInner(m: Int, n: Int, k: Int,
+                           a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                           b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
+                           c: UnsafeMutablePointer<Float>, ldc: Int)
+
     /// `x[r, j] += bias[j]` for a `rows x columns` matrix.
     func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int)
 

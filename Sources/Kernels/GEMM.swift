@@ -39,16 +39,19 @@ public struct GEMMEngine<Tile: MicroKernel> {
     @usableFromInline let packedB: UnsafeMutablePointer<Float>
     /// An MR x NR tile for the edges of C, where a full tile would write out of bounds.
     @usableFromInline let edgeTile: UnsafeMutablePointer<Float>
+    /// The MR source rows of a gathered panel.
+    @usableFromInline let rowPointers: UnsafeMutablePointer<UnsafePointer<Float>>
 
     public init() {
         precondition(GEMMBlocking.mc % Tile.mr == 0 && GEMMBlocking.nc % Tile.nr == 0, "blocks must hold whole tiles")
         packedA = .allocate(capacity: GEMMBlocking.mc * GEMMBlocking.kc)
         packedB = .allocate(capacity: GEMMBlocking.kc * GEMMBlocking.nc)
         edgeTile = .allocate(capacity: Tile.mr * Tile.nr)
+        rowPointers = .allocate(capacity: Tile.mr)
     }
 
     public func deallocate() {
-        packedA.deallocate(); packedB.deallocate(); edgeTile.deallocate()
+        packedA.deallocate(); packedB.deallocate(); edgeTile.deallocate(); rowPointers.deallocate()
     }
 
     /// `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`; see `Backend.gemm`.
@@ -187,6 +190,132 @@ public struct GEMMEngine<Tile: MicroKernel> {
                 }
             }
             q += 1
+        }
+    }
+}
+
+// MARK: - Gathered multiplies: convolutions tap by tap
+
+extension GEMMEngine {
+    /// `c[cRows[i]] += a[aRows[i]] · op(b)` for `i` in `0 ..< m`: row `i` of A is the `k`
+    /// contiguous floats at `a + aRows[i]·aStride`, row `i` of C the `n` floats at
+    /// `c + cRows[i]·cStride`; `op(b)` is `k x n` as in `multiply`. Always accumulates.
+    ///
+    /// A convolution is a sum over kernel taps of these: for one tap, the output pixels whose
+    /// receptive field has that tap inside the image, times that tap's `C_in x F` block of the
+    /// kernel. Unlike im2col, no product lands in the padding. The rows of C must be distinct.
+    @inlinable
+    public func multiplyGatheredRows(m: Int, n: Int, k: Int,
+                                     a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                     transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
+                                     c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int) {
+        guard m > 0, n > 0, k > 0 else { return }
+        let mr = Tile.mr, nr = Tile.nr
+        var jc = 0
+        while jc < n {
+            let nc = min(GEMMBlocking.nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let kc = min(GEMMBlocking.kc, k - pc)
+                packB(transposeB, b, ldb, row: pc, column: jc, kc: kc, nc: nc)
+                var ic = 0
+                while ic < m {
+                    let mc = min(GEMMBlocking.mc, m - ic)
+                    // Pack MR gathered rows side by side: each p stores MR contiguous values
+                    // (missing rows of the last panel repeat its first row; their results are dropped).
+                    var q = 0
+                    while q * mr < mc {
+                        let panel = packedA + q * mr * kc
+                        let rows = min(mr, mc - q * mr)
+                        for i in 0..<mr {
+                            rowPointers[i] = a + Int(aRows[ic + q * mr + (i < rows ? i : 0)]) * aStride + pc
+                        }
+                        for p in 0..<kc {
+                            let dst = panel + p * mr
+                            for i in 0..<mr { dst[i] = rowPointers[i][p] }
+                        }
+                        q += 1
+                    }
+                    // Each tile goes through the edge tile and is added into its scattered rows.
+                    var jr = 0
+                    while jr < nc {
+                        let cols = min(nr, nc - jr)
+                        var ir = 0
+                        while ir < mc {
+                            let rows = min(mr, mc - ir)
+                            Tile.multiply(kc: kc, a: packedA + ir * kc, b: packedB + jr * kc, c: edgeTile, ldc: nr, add: false)
+                            for i in 0..<rows {
+                                let dst = c + Int(cRows[ic + ir + i]) * cStride + jc + jr
+                                let src = edgeTile + i * nr
+                                for j in 0..<cols { dst[j] += src[j] }
+                            }
+                            ir += mr
+                        }
+                        jr += nr
+                    }
+                    ic += mc
+                }
+                pc += kc
+            }
+            jc += nc
+        }
+    }
+
+    /// `c[m x n] += Σ_p a[aRows[p]]ᵀ · b[bRows[p]]` over `p` in `0 ..< k`: the inner dimension
+    /// is gathered. Row `p` of A is the `m` floats at `a + aRows[p]·aStride`, row `p` of B the
+    /// `n` floats at `b + bRows[p]·bStride`. The kernel gradient of one convolution tap:
+    /// (input pixels under the tap)ᵀ · (output gradients of those pixels).
+    @inlinable
+    public func multiplyGatheredInner(m: Int, n: Int, k: Int,
+                                      a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                      b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0, k > 0 else { return }
+        let mr = Tile.mr, nr = Tile.nr
+        var jc = 0
+        while jc < n {
+            let nc = min(GEMMBlocking.nc, n - jc)
+            var pc = 0
+            while pc < k {
+                let kc = min(GEMMBlocking.kc, k - pc)
+                // Pack B's gathered rows into panels of NR columns, one source row at a time.
+                for p in 0..<kc {
+                    let row = b + Int(bRows[pc + p]) * bStride + jc
+                    var qb = 0
+                    while qb * nr < nc {
+                        let src = row + qb * nr, dst = packedB + qb * kc * nr + p * nr
+                        let cols = min(nr, nc - qb * nr)
+                        if cols == nr {
+                            Tile.copyRow(src, dst)
+                        } else {
+                            for j in 0..<cols { dst[j] = src[j] }
+                            for j in cols..<nr { dst[j] = 0 }
+                        }
+                        qb += 1
+                    }
+                }
+                var ic = 0
+                while ic < m {
+                    let mc = min(GEMMBlocking.mc, m - ic)
+                    // Pack Aᵀ: each gathered row contributes MR contiguous values to every panel;
+                    // one source row at a time.
+                    for p in 0..<kc {
+                        let row = a + Int(aRows[pc + p]) * aStride + ic
+                        var q = 0
+                        while q * mr < mc {
+                            let src = row + q * mr, dst = packedA + q * mr * kc + p * mr
+                            let rows = min(mr, mc - q * mr)
+                            for i in 0..<rows { dst[i] = src[i] }
+                            for i in rows..<mr { dst[i] = 0 }
+                            q += 1
+                        }
+                    }
+                    macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: true)
+                    ic += mc
+                }
+                pc += kc
+            }
+            jc += nc
         }
     }
 }

@@ -25,6 +25,33 @@ public final class ReferenceBackend: Backend {
         }
     }
 
+    public func gemmGatheredRows(m: Int, n: Int, k: Int,
+                                 a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                 transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
+                                 c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int) {
+        for i in 0..<m {
+            let row = a + Int(aRows[i]) * aStride, out = c + Int(cRows[i]) * cStride
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k { s += Double(row[p]) * Double(transposeB ? b[j * ldb + p] : b[p * ldb + j]) }
+                out[j] = Float(Double(out[j]) + s)
+            }
+        }
+    }
+
+    public func gemmGatheredInner(m: Int, n: Int, k: Int,
+                                  a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                  b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s = 0.0
+                for p in 0..<k { s += Double(a[Int(aRows[p]) * aStride + i]) * Double(b[Int(bRows[p]) * bStride + j]) }
+                c[i * ldc + j] = Float(Double(c[i * ldc + j]) + s)
+            }
+        }
+    }
+
     public func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
         for r in 0..<rows { for j in 0..<columns { x[r * columns + j] += bias[j] } }
     }

@@ -28,6 +28,24 @@ extension VectorBackend {
     }
 
     @inlinable
+    public func gemmGatheredRows(m: Int, n: Int, k: Int,
+                                 a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                 transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
+                                 c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int) {
+        engine.multiplyGatheredRows(m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride, transposeB: transposeB,
+                                    b: b, ldb: ldb, c: c, cRows: cRows, cStride: cStride)
+    }
+
+    @inlinable
+    public func gemmGatheredInner(m: Int, n: Int, k: Int,
+                                  a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                  b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+        engine.multiplyGatheredInner(m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
+                                     b: b, bRows: bRows, bStride: bStride, c: c, ldc: ldc)
+    }
+
+    @inlinable
     public func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
         for r in 0..<rows { axpy(1, bias, x + r * columns, count: columns) }
     }

@@ -1,11 +1,25 @@
 import Kernels
 
+/// How a convolution layer multiplies: one im2col matrix times the kernel, or kernel tap by
+/// kernel tap (`ConvolutionTaps`). `automatic` takes the taps where each tap's multiply is
+/// wide enough for the register tile; tests force each to compare them.
+public enum ConvolutionAlgorithm: Sendable {
+    case automatic, im2col, taps
+
+    /// Both the channels and the filters (a tap's K and N, or N and K) at least 16.
+    static func tapsPay(channels: Int, filters: Int) -> Bool { channels >= 16 && filters >= 16 }
+}
+
 /// A 2-D convolution with Keras `padding="same"`: `y = im2col(x) · K + b`.
 ///
 /// Shapes (NHWC, see `ConvolutionGeometry`): x is `batch x H x W x inputChannels`, y is
 /// `batch x ceil(H / stride) x ceil(W / stride) x filters`, K is `[k, k, inputChannels, filters]`
 /// (the Keras kernel layout, a `k·k·inputChannels x filters` matrix), b is `filters`.
 /// The multiply has M = batch·outH·outW rows (large), N = filters, K = k·k·inputChannels.
+///
+/// With 16 or more input channels and filters the layer runs tap by tap (`ConvolutionTaps`:
+/// no products in the padding, no column matrix); with fewer (the first layer of D, one input
+/// channel) a tap's multiply would be too thin for the register tile, and im2col runs.
 public final class Conv2D: Layer {
     public let geometry: ConvolutionGeometry
     public let filters: Int
@@ -19,11 +33,16 @@ public final class Conv2D: Layer {
     private var weights: KernelAndBias
 
     private var output = LayerBuffer(), inputGradient = LayerBuffer()
-    /// im2col of the last input, kept for the kernel gradient; and ∂loss/∂columns.
+    /// im2col of the last input, kept for the kernel gradient; and ∂loss/∂columns (im2col only).
     private var columns = LayerBuffer(), columnGradient = LayerBuffer()
+    /// The tap-by-tap path, when the channels are wide enough; it reads the last input again
+    /// for the kernel gradient.
+    private var lastInput: UnsafePointer<Float>?
+    private var maxBatch = 0
 
     public init(inputHeight: Int, inputWidth: Int, inputChannels: Int, filters: Int,
-                kernelSize: Int, stride: Int = 1, bias: Bool = true, backend: Backend) {
+                kernelSize: Int, stride: Int = 1, bias: Bool = true,
+                algorithm: ConvolutionAlgorithm = .automatic, backend: Backend) {
         precondition(filters > 0, "a convolution needs at least one filter")
         geometry = .same(inputHeight: inputHeight, inputWidth: inputWidth, channels: inputChannels,
                          kernelSize: kernelSize, stride: stride)
@@ -32,7 +51,15 @@ public final class Conv2D: Layer {
         let k = kernelSize
         weights = KernelAndBias(kernelShape: [k, k, geometry.channels, filters], biasCount: bias ? filters : nil)
         self.backend = backend
+        switch algorithm {
+        case .automatic: tapwise = ConvolutionAlgorithm.tapsPay(channels: inputChannels, filters: filters)
+        case .im2col: tapwise = false
+        case .taps: tapwise = true
+        }
     }
+
+    private let tapwise: Bool
+    private var tapTable: ConvolutionTaps?
 
     deinit { output.free(); inputGradient.free(); columns.free(); columnGradient.free() }
 
@@ -47,17 +74,27 @@ public final class Conv2D: Layer {
     public func allocate(maxBatch: Int) {
         output.reserve(maxBatch * outputCount)
         inputGradient.reserve(maxBatch * inputCount)
-        columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
-        columnGradient.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+        if tapwise {
+            if maxBatch > self.maxBatch { tapTable = ConvolutionTaps(geometry: geometry, filters: filters, maxBatch: maxBatch) }
+        } else {
+            columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+            columnGradient.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+        }
+        self.maxBatch = max(self.maxBatch, maxBatch)
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
-        geometry.im2col(input, batch: batch, into: columns.base)
-        // y (rows x filters) = columns (rows x n) · K (n x filters)
-        backend.gemm(transposeA: false, transposeB: false, m: rows, n: filters, k: n,
-                     a: columns.base, lda: n, b: weights.kernel, ldb: filters,
-                     c: output.base, ldc: filters, accumulate: false)
+        lastInput = input
+        if let tapTable {
+            tapTable.forward(input, kernel: weights.kernel, batch: batch, into: output.base, backend: backend)
+        } else {
+            geometry.im2col(input, batch: batch, into: columns.base)
+            // y (rows x filters) = columns (rows x n) · K (n x filters)
+            backend.gemm(transposeA: false, transposeB: false, m: rows, n: filters, k: n,
+                         a: columns.base, lda: n, b: weights.kernel, ldb: filters,
+                         c: output.base, ldc: filters, accumulate: false)
+        }
         if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: rows, columns: filters) }
         return UnsafePointer(output.base)
     }
@@ -66,15 +103,23 @@ public final class Conv2D: Layer {
                          needInputGradient: Bool) -> UnsafePointer<Float>? {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
         if parameterGradients {
-            // dK (n x filters) += columnsᵀ · dy
-            backend.gemm(transposeA: true, transposeB: false, m: n, n: filters, k: rows,
-                         a: columns.base, lda: n, b: dy, ldb: filters,
-                         c: weights.kernelGradient, ldc: filters, accumulate: true)
+            if let tapTable {
+                tapTable.kernelGradient(lastInput!, dy, batch: batch, into: weights.kernelGradient, backend: backend)
+            } else {
+                // dK (n x filters) += columnsᵀ · dy
+                backend.gemm(transposeA: true, transposeB: false, m: n, n: filters, k: rows,
+                             a: columns.base, lda: n, b: dy, ldb: filters,
+                             c: weights.kernelGradient, ldc: filters, accumulate: true)
+            }
             if let biasGradient = weights.biasGradient {
                 backend.accumulateBiasGradient(dy, rows: rows, columns: filters, into: biasGradient)
             }
         }
         guard needInputGradient else { return nil }
+        if let tapTable {
+            tapTable.inputGradient(dy, kernel: weights.kernel, batch: batch, into: inputGradient.base, backend: backend)
+            return UnsafePointer(inputGradient.base)
+        }
         // dcolumns (rows x n) = dy · Kᵀ, then dx = col2im(dcolumns)
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: filters,
                      a: dy, lda: filters, b: weights.kernel, ldb: filters,

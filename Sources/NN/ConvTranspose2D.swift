@@ -12,6 +12,11 @@ import Kernels
 /// kernel: a `k·k·filters x inputChannels` matrix), b is `filters`.
 /// The forward multiply has M = batch·H·W rows, N = k·k·filters, K = inputChannels, so even
 /// the generator's last layer (filters = 1) has N = 25 for a 5 x 5 kernel.
+///
+/// With 16 or more input channels and filters the layer runs tap by tap (`ConvolutionTaps`
+/// of the adjoint convolution: forward is its input gradient, the input gradient its forward),
+/// which skips the products that col2im would drop in the padding: a third of them for the
+/// 7 x 7, stride-1 layer. With fewer (the generator's last layer, one filter) im2col runs.
 public final class ConvTranspose2D: Layer {
     public let geometry: ConvolutionGeometry
     public let inputChannels: Int
@@ -29,9 +34,13 @@ public final class ConvTranspose2D: Layer {
     /// x · Kᵀ in the forward pass; im2col(dy) in the backward pass.
     private var columns = LayerBuffer()
     private var lastInput: UnsafePointer<Float>?
+    private let tapwise: Bool
+    private var tapTable: ConvolutionTaps?
+    private var maxBatch = 0
 
     public init(inputHeight: Int, inputWidth: Int, inputChannels: Int, filters: Int,
-                kernelSize: Int, stride: Int = 1, bias: Bool = true, backend: Backend) {
+                kernelSize: Int, stride: Int = 1, bias: Bool = true,
+                algorithm: ConvolutionAlgorithm = .automatic, backend: Backend) {
         precondition(inputChannels > 0, "empty transposed-convolution input")
         geometry = .same(inputHeight: inputHeight * stride, inputWidth: inputWidth * stride, channels: filters,
                          kernelSize: kernelSize, stride: stride)
@@ -41,6 +50,11 @@ public final class ConvTranspose2D: Layer {
         let k = kernelSize
         weights = KernelAndBias(kernelShape: [k, k, filters, inputChannels], biasCount: bias ? filters : nil)
         self.backend = backend
+        switch algorithm {
+        case .automatic: tapwise = ConvolutionAlgorithm.tapsPay(channels: inputChannels, filters: filters)
+        case .im2col: tapwise = false
+        case .taps: tapwise = true
+        }
     }
 
     deinit { output.free(); inputGradient.free(); columns.free() }
@@ -56,17 +70,28 @@ public final class ConvTranspose2D: Layer {
     public func allocate(maxBatch: Int) {
         output.reserve(maxBatch * outputCount)
         inputGradient.reserve(maxBatch * inputCount)
-        columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+        if tapwise {
+            if maxBatch > self.maxBatch {
+                tapTable = ConvolutionTaps(geometry: geometry, filters: inputChannels, maxBatch: maxBatch)
+            }
+        } else {
+            columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+        }
+        self.maxBatch = max(self.maxBatch, maxBatch)
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         lastInput = input
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
-        // columns (rows x n) = x (rows x inputChannels) · Kᵀ, then y = col2im(columns)
-        backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: inputChannels,
-                     a: input, lda: inputChannels, b: weights.kernel, ldb: inputChannels,
-                     c: columns.base, ldc: n, accumulate: false)
-        geometry.col2im(columns.base, batch: batch, into: output.base)
+        if let tapTable {
+            tapTable.inputGradient(input, kernel: weights.kernel, batch: batch, into: output.base, backend: backend)
+        } else {
+            // columns (rows x n) = x (rows x inputChannels) · Kᵀ, then y = col2im(columns)
+            backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: inputChannels,
+                         a: input, lda: inputChannels, b: weights.kernel, ldb: inputChannels,
+                         c: columns.base, ldc: n, accumulate: false)
+            geometry.col2im(columns.base, batch: batch, into: output.base)
+        }
         if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: batch * geometry.inputHeight * geometry.inputWidth,
                                       columns: filters) }
         return UnsafePointer(output.base)
@@ -76,6 +101,18 @@ public final class ConvTranspose2D: Layer {
                          needInputGradient: Bool) -> UnsafePointer<Float>? {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
         guard parameterGradients || needInputGradient else { return nil }
+        if let tapTable {
+            if parameterGradients {
+                tapTable.kernelGradient(dy, lastInput!, batch: batch, into: weights.kernelGradient, backend: backend)
+                if let biasGradient = weights.biasGradient {
+                    backend.accumulateBiasGradient(dy, rows: batch * geometry.inputHeight * geometry.inputWidth,
+                                                   columns: filters, into: biasGradient)
+                }
+            }
+            guard needInputGradient else { return nil }
+            tapTable.forward(dy, kernel: weights.kernel, batch: batch, into: inputGradient.base, backend: backend)
+            return UnsafePointer(inputGradient.base)
+        }
         geometry.im2col(dy, batch: batch, into: columns.base)
         if parameterGradients {
             // dK (n x inputChannels) += im2col(dy)ᵀ · x

@@ -169,6 +169,39 @@ final class VectorBackendTests: XCTestCase {
 }
 
 extension VectorBackendTests {
+    /// The gathered multiplies (a convolution tap each) against the reference, on row counts
+    /// and widths that are not multiples of the tiles, with rows read and written out of order.
+    func testGatheredMultipliesMatchReference() {
+        forEachBackend { simd in
+            for (m, n, k) in [(1, 1, 1), (13, 37, 17), (100, 64, 300), (197, 33, 530), (30, 1100, 20)] {
+                let rowsA = 2 * max(m, k) + 3, stride = max(k, m) + 5
+                let a = random(rowsA * stride, seed: UInt64(m * 7 + k)), b = random(k * n + n * k, seed: UInt64(n))
+                // A reads its rows out of order and with gaps; C gets distinct rows, in reverse, every other one.
+                let aRows = (0..<max(m, k)).map { Int32((5 * $0 + 3) % rowsA) }
+                let cRows = (0..<m).map { Int32((2 * m + 1) - 1 - 2 * $0) }
+                for transposeB in [false, true] {
+                    let c0 = random((2 * m + 1) * (n + 3), seed: 99)
+                    var fast = c0, slow = c0
+                    simd.gemmGatheredRows(m: m, n: n, k: k, a: a, aRows: aRows, aStride: stride, transposeB: transposeB,
+                                          b: b, ldb: transposeB ? k : n, c: &fast, cRows: cRows, cStride: n + 3)
+                    reference.gemmGatheredRows(m: m, n: n, k: k, a: a, aRows: aRows, aStride: stride, transposeB: transposeB,
+                                               b: b, ldb: transposeB ? k : n, c: &slow, cRows: cRows, cStride: n + 3)
+                    assertClose(fast, slow, tolerance: 2e-5 * Float(k).squareRoot(), "gathered rows \(m)x\(n)x\(k) tB=\(transposeB)")
+                }
+                // Inner gather: k rows of A (m wide) and of B (n wide).
+                let bRows = (0..<k).map { Int32((7 * $0 + 1) % (k + 2)) }
+                let bb = random((k + 2) * n, seed: 5)
+                let c0 = random(m * n, seed: 6)
+                var fast = c0, slow = c0
+                simd.gemmGatheredInner(m: m, n: n, k: k, a: a, aRows: Array(aRows.prefix(k)) + [], aStride: stride,
+                                       b: bb, bRows: bRows, bStride: n, c: &fast, ldc: n)
+                reference.gemmGatheredInner(m: m, n: n, k: k, a: a, aRows: Array(aRows.prefix(k)), aStride: stride,
+                                            b: bb, bRows: bRows, bStride: n, c: &slow, ldc: n)
+                assertClose(fast, slow, tolerance: 2e-5 * Float(k).squareRoot(), "gathered inner \(m)x\(n)x\(k)")
+            }
+        }
+    }
+
     /// GEMM and the elementwise kernels give the same bits on every instruction set: each C
     /// element is the same FMA sequence (same KC blocks) whatever the tile, and each lane the
     /// same operations whatever the width.

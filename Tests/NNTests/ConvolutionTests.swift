@@ -118,9 +118,9 @@ final class ConvolutionTests: XCTestCase {
     // MARK: - Forward against the definitions
 
     func testConv2DForwardMatchesDefinition() {
-        for (n, c) in cases().enumerated() {
+        for algorithm in [ConvolutionAlgorithm.im2col, .taps] { for (n, c) in cases().enumerated() {
             let layer = Conv2D(inputHeight: c.h, inputWidth: c.w, inputChannels: c.cin, filters: c.cout,
-                               kernelSize: c.k, stride: c.stride, bias: c.bias, backend: backend)
+                               kernelSize: c.k, stride: c.stride, bias: c.bias, algorithm: algorithm, backend: backend)
             let network = Sequential([layer], maxBatch: 3)
             let kernel = random(c.k * c.k * c.cin * c.cout, seed: UInt64(n))
             let bias = c.bias ? random(c.cout, seed: UInt64(n) + 1000) : nil
@@ -132,14 +132,15 @@ final class ConvolutionTests: XCTestCase {
             XCTAssertEqual(layer.outputHeight, (c.h + c.stride - 1) / c.stride)
             XCTAssertEqual(layer.outputWidth, (c.w + c.stride - 1) / c.stride)
             assertClose(output(network, x, batch: c.batch), expected, tolerance: 1e-5 * Float(c.k * c.k * c.cin).squareRoot(),
-                        "conv \(c)")
-        }
+                        "conv \(algorithm) \(c)")
+        } }
     }
 
     func testConvTranspose2DForwardMatchesDefinition() {
-        for (n, c) in cases().enumerated() {
+        for algorithm in [ConvolutionAlgorithm.im2col, .taps] { for (n, c) in cases().enumerated() {
             let layer = ConvTranspose2D(inputHeight: c.h, inputWidth: c.w, inputChannels: c.cin, filters: c.cout,
-                                        kernelSize: c.k, stride: c.stride, bias: c.bias, backend: backend)
+                                        kernelSize: c.k, stride: c.stride, bias: c.bias, algorithm: algorithm,
+                                        backend: backend)
             let network = Sequential([layer], maxBatch: 3)
             let kernel = random(c.k * c.k * c.cout * c.cin, seed: UInt64(n))
             let bias = c.bias ? random(c.cout, seed: UInt64(n) + 1000) : nil
@@ -151,8 +152,8 @@ final class ConvolutionTests: XCTestCase {
             XCTAssertEqual(layer.outputHeight, c.h * c.stride)
             XCTAssertEqual(layer.outputWidth, c.w * c.stride)
             assertClose(output(network, x, batch: c.batch), expected, tolerance: 1e-5 * Float(c.k * c.k * c.cin).squareRoot(),
-                        "conv transpose \(c)")
-        }
+                        "conv transpose \(algorithm) \(c)")
+        } }
     }
 
     func testBatchSmallerThanAllocatedAndRepeatedForward() {
@@ -233,12 +234,15 @@ final class ConvolutionTests: XCTestCase {
     func testConvTransposeIsAdjointOfConv() {
         // Conv: (H·s, W·s, c1) -> (H, W, c2) with K[k, k, c1, c2]; ConvT: (H, W, c2) -> (H·s, W·s, c1)
         // with Keras kernel [k, k, filters = c1, in = c2]: the same array, no transposition.
+        for algorithm in [ConvolutionAlgorithm.im2col, .taps] {
         for (h, w, c1, c2, k, stride, batch) in [(7, 7, 3, 5, 5, 2, 2), (7, 7, 4, 3, 5, 1, 1), (3, 5, 1, 17, 3, 2, 3),
                                                  (4, 4, 17, 1, 5, 2, 2), (5, 3, 2, 2, 1, 2, 1), (1, 1, 3, 2, 5, 2, 1)] {
             let conv = Sequential([Conv2D(inputHeight: h * stride, inputWidth: w * stride, inputChannels: c1, filters: c2,
-                                          kernelSize: k, stride: stride, bias: false, backend: backend)], maxBatch: batch)
+                                          kernelSize: k, stride: stride, bias: false, algorithm: algorithm,
+                                          backend: backend)], maxBatch: batch)
             let transpose = Sequential([ConvTranspose2D(inputHeight: h, inputWidth: w, inputChannels: c2, filters: c1,
-                                                        kernelSize: k, stride: stride, bias: false, backend: backend)],
+                                                        kernelSize: k, stride: stride, bias: false, algorithm: algorithm,
+                                                        backend: backend)],
                                        maxBatch: batch)
             XCTAssertEqual(conv.outputCount, transpose.inputCount)
             XCTAssertEqual(conv.inputCount, transpose.outputCount)
@@ -257,6 +261,7 @@ final class ConvolutionTests: XCTestCase {
             let transposeDx = transpose.backward(x, batch: batch, options: .init(parameterGradients: false, inputGradient: true))!
             assertClose(Array(UnsafeBufferPointer(start: transposeDx, count: y.count)), convX, tolerance: 1e-5,
                         "convT input gradient vs conv forward")
+        }
         }
     }
 
@@ -313,19 +318,25 @@ final class ConvolutionTests: XCTestCase {
 // Both layers' backward passes against finite differences, with the shared harness.
 extension FiniteDifferenceTests {
     func testConv2D() {
-        for (h, w, cin, cout, k, stride, batch, bias) in [(5, 6, 3, 4, 3, 1, 2, true), (7, 7, 2, 5, 5, 2, 2, true),
-                                                          (6, 5, 4, 3, 3, 2, 1, false), (3, 3, 1, 2, 1, 2, 2, true)] {
-            check(Sequential([Conv2D(inputHeight: h, inputWidth: w, inputChannels: cin, filters: cout, kernelSize: k,
-                                     stride: stride, bias: bias, backend: backend)], maxBatch: batch), batch: batch)
+        for algorithm in [ConvolutionAlgorithm.im2col, .taps] {
+            for (h, w, cin, cout, k, stride, batch, bias) in [(5, 6, 3, 4, 3, 1, 2, true), (7, 7, 2, 5, 5, 2, 2, true),
+                                                              (6, 5, 4, 3, 3, 2, 1, false), (3, 3, 1, 2, 1, 2, 2, true)] {
+                check(Sequential([Conv2D(inputHeight: h, inputWidth: w, inputChannels: cin, filters: cout, kernelSize: k,
+                                         stride: stride, bias: bias, algorithm: algorithm, backend: backend)],
+                                 maxBatch: batch), batch: batch)
+            }
         }
     }
 
     func testConvTranspose2D() {
-        for (h, w, cin, cout, k, stride, batch, bias) in [(3, 4, 3, 4, 3, 1, 2, true), (4, 3, 5, 2, 5, 2, 2, true),
-                                                          (3, 3, 4, 1, 5, 2, 1, false), (2, 3, 2, 3, 1, 2, 2, true)] {
-            check(Sequential([ConvTranspose2D(inputHeight: h, inputWidth: w, inputChannels: cin, filters: cout,
-                                              kernelSize: k, stride: stride, bias: bias, backend: backend)],
-                             maxBatch: batch), batch: batch)
+        for algorithm in [ConvolutionAlgorithm.im2col, .taps] {
+            for (h, w, cin, cout, k, stride, batch, bias) in [(3, 4, 3, 4, 3, 1, 2, true), (4, 3, 5, 2, 5, 2, 2, true),
+                                                              (3, 3, 4, 1, 5, 2, 1, false), (2, 3, 2, 3, 1, 2, 2, true)] {
+                check(Sequential([ConvTranspose2D(inputHeight: h, inputWidth: w, inputChannels: cin, filters: cout,
+                                                  kernelSize: k, stride: stride, bias: bias, algorithm: algorithm,
+                                                  backend: backend)],
+                                 maxBatch: batch), batch: batch)
+            }
         }
     }
 
