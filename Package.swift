@@ -57,7 +57,7 @@ let package = Package(
         .executableTarget(name: "gantry", dependencies: [
             "GAN", "Datasets", "FileFormats", "Kernels", "Backends", "Distributed", "CCPUFeatures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], swiftSettings: simd),
+        ]),  // no -march: its first act is to check the CPU, which must not need AVX2 itself
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
         .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels", "Backends", "NN"],
                           path: "Tests/MPI", swiftSettings: simd),

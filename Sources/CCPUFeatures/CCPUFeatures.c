@@ -38,3 +38,13 @@ int gantry_cpu_supports_avx512(void) {
 int gantry_cpu_supports_avx2_fma(void) { return 0; }
 int gantry_cpu_supports_avx512(void) { return 0; }
 #endif
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void gantry_exit_unless_avx2_fma(void) {
+    if (gantry_cpu_supports_avx2_fma()) return;
+    fputs("gantry: this CPU lacks AVX2/FMA, which gantry's kernels are built for "
+          "(x86-64-v3, Intel Haswell / AMD Zen or newer); run it on such a machine\n", stderr);
+    exit(1);
+}

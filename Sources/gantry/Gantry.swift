@@ -18,13 +18,10 @@ struct Gantry: ParsableCommand {
 @main
 enum Entry {
     static func main() {
-        // The kernels are compiled for x86-64-v3: without AVX2/FMA the first SIMD instruction
-        // would kill the process with SIGILL, so say so first, in words.
-        guard gantry_cpu_supports_avx2_fma() != 0 else {
-            FileHandle.standardError.write(Data(("gantry: this CPU lacks AVX2/FMA, which gantry's kernels are built for "
-                + "(x86-64-v3, Intel Haswell / AMD Zen or newer); run it on such a machine\n").utf8))
-            exit(1)
-        }
+        // The kernels are compiled for x86-64-v3 (and AVX-512 for x86-64-v4): without AVX2/FMA
+        // the first such instruction would kill the process with SIGILL, so say so first, in
+        // words, before any Swift code that might contain one runs.
+        gantry_exit_unless_avx2_fma()
         Gantry.main(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
     }
 
