@@ -35,8 +35,9 @@ let package = Package(
         // Kernels: the Backend protocol, the generic SIMD kernels and GEMM engine, the reference;
         // one module per instruction set specializes them; Backends picks one at run time.
         .target(name: "Kernels", swiftSettings: compute),
-        .target(name: "KernelsAVX2", dependencies: ["Kernels"], swiftSettings: compute),
-        .target(name: "KernelsAVX512", dependencies: ["Kernels"], swiftSettings: computeAVX512),
+        .target(name: "CVectorMath"),
+        .target(name: "KernelsAVX2", dependencies: ["Kernels", "CVectorMath"], swiftSettings: compute),
+        .target(name: "KernelsAVX512", dependencies: ["Kernels", "CVectorMath"], swiftSettings: computeAVX512),
         .target(name: "Backends", dependencies: ["Kernels", "KernelsAVX2", "KernelsAVX512", "CCPUFeatures"],
                 swiftSettings: compute),
         .target(name: "NN", dependencies: ["Kernels"], swiftSettings: compute),

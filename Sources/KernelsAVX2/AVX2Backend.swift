@@ -1,3 +1,4 @@
+import CVectorMath
 import Kernels
 
 /// The AVX2 + FMA backend (this module builds with `-march=x86-64-v3`): `SIMD8<Float>`
@@ -67,6 +68,8 @@ extension SIMD8: FloatVector where Scalar == Float {
     @inline(__always) public func replacing(with other: Self, where x: Self, isBelow threshold: Self) -> Self {
         replacing(with: other, where: x .< threshold)
     }
+    /// One vector square root (`SIMD`'s goes lane by lane, through libm).
+    @inline(__always) public func squareRoot() -> Self { gantry_sqrt8(self) }
     /// As a compare and a select: the `SIMD` protocol's `clamped` goes lane by lane.
     @inline(__always) public func clamped(lowerBound: Self, upperBound: Self) -> Self {
         replacing(with: lowerBound, where: self .< lowerBound).replacing(with: upperBound, where: self .> upperBound)

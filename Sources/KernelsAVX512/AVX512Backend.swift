@@ -1,3 +1,4 @@
+import CVectorMath
 import Kernels
 
 /// The AVX-512 backend (this module builds with `-march=x86-64-v4`): `SIMD16<Float>`
@@ -78,6 +79,8 @@ extension SIMD16: FloatVector where Scalar == Float {
     @inline(__always) public func replacing(with other: Self, where x: Self, isBelow threshold: Self) -> Self {
         replacing(with: other, where: x .< threshold)
     }
+    /// One vector square root (`SIMD`'s goes lane by lane, through libm).
+    @inline(__always) public func squareRoot() -> Self { gantry_sqrt16(self) }
     /// As a compare and a select: the `SIMD` protocol's `clamped` goes lane by lane.
     @inline(__always) public func clamped(lowerBound: Self, upperBound: Self) -> Self {
         replacing(with: lowerBound, where: self .< lowerBound).replacing(with: upperBound, where: self .> upperBound)
