@@ -45,6 +45,39 @@ public enum Backends {
         }
         return backend
     }
+
+    /// One core's sustained FP32 FMA throughput with `isa`'s vectors, in GFLOP/s: the best of
+    /// five timings of `FMAPeak.loop` of about `seconds / 5` each, on the calling thread. The
+    /// ceiling a kernel of this instruction set can reach on one core (clocks permitting).
+    public static func measurePeakGFLOPS(_ isa: InstructionSet, seconds: Double = 0.25) throws -> Double {
+        guard supported.contains(isa) else { throw BackendError.unsupported(isa, supported: supported) }
+        let loop: (Int) -> Float
+        switch isa {
+        case .avx2: loop = AVX2Backend.fmaPeakLoop
+        case .avx512: loop = AVX512Backend.fmaPeakLoop
+        }
+        let flopsPerIteration = Double(FMAPeak.chains * 2 * isa.vectorWidth)
+        // The checksums are used (checked), so no run can be optimized away.
+        var checksum: Float = 0
+        // Size a round from a short first run, so that every machine spends about `seconds`.
+        var iterations = 1 << 16
+        var elapsed = time { checksum += loop(iterations) }
+        while elapsed < 2e-3 { iterations *= 4; elapsed = time { checksum += loop(iterations) } }
+        iterations = max(1, Int(Double(iterations) * seconds / 5 / elapsed))
+        var best = Double.infinity
+        for _ in 0..<5 { best = min(best, time { checksum += loop(iterations) }) }
+        precondition(checksum.isFinite, "the FMA chains overflowed")
+        return Double(iterations) * flopsPerIteration / best / 1e9
+    }
+
+    /// Seconds `body` takes, on the monotonic clock.
+    private static func time(_ body: () -> Void) -> Double {
+        var start = timespec(), end = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        body()
+        clock_gettime(CLOCK_MONOTONIC, &end)
+        return Double(end.tv_sec - start.tv_sec) + Double(end.tv_nsec - start.tv_nsec) * 1e-9
+    }
 }
 
 public enum BackendError: Error, Equatable {

@@ -1,6 +1,14 @@
 import Kernels
 import NN
 
+/// One of the two networks of a GAN.
+public enum NetworkRole: String, CaseIterable, Sendable {
+    case generator, discriminator
+
+    /// "G" or "D".
+    public var letter: String { self == .generator ? "G" : "D" }
+}
+
 /// The generator and discriminator of each `ModelKind`, built on one backend.
 ///
 /// Generator: `batch x latentDimension` noise in, `batch x pixels` images in [-1, 1] out.
@@ -56,6 +64,13 @@ public struct GANModels {
                 Reshape([7 * 7 * 128]),
                 Dense(7 * 7 * 128, 1, backend: backend),
             ], maxBatch: maxBatch)
+        }
+    }
+
+    public subscript(_ role: NetworkRole) -> Sequential {
+        switch role {
+        case .generator: return generator
+        case .discriminator: return discriminator
         }
     }
 

@@ -27,6 +27,8 @@ public final class GANTrainer {
     public let generatorOptimizer: Adam
     public let discriminatorOptimizer: Adam
     public let communicator: Communicator
+    /// Hears the phases of every step (nil: none, the default; `gantry bench` sets one).
+    public var observer: StepObserver?
     private let backend: Backend
 
     private var generator: Sequential { models.generator }
@@ -98,7 +100,7 @@ public final class GANTrainer {
         }
 
         fillNoise(.discriminatorNoise, step: step)
-        let fake = generator.forward(noise.baseAddress!, batch: batch, context: training(0))
+        let fake = phase(.forward) { generator.forward(noise.baseAddress!, batch: batch, context: training(0)) }
         discriminatorGradients(real: real, fake: fake, contexts: (training(1), training(2)), metrics: &metrics)
 
         switch configuration.updateScheme {
@@ -106,8 +108,10 @@ public final class GANTrainer {
             try averageAndUpdate(discriminator, discriminatorOptimizer)
             // The generator's turn: fresh noise, through the updated discriminator.
             fillNoise(.generatorNoise, step: step)
-            let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(3))
-            let logits = discriminator.forward(fresh, batch: batch, context: training(4))
+            let logits = phase(.forward) {
+                let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(3))
+                return discriminator.forward(fresh, batch: batch, context: training(4))
+            }
             metrics.generatorLoss = generatorGradients(logits: logits)
             try averageAndUpdate(generator, generatorOptimizer)
         case .simultaneous:
@@ -123,16 +127,26 @@ public final class GANTrainer {
     /// One all-reduce of the network's flat gradient buffer to the mean over ranks, then the
     /// same Adam update on every rank.
     private func averageAndUpdate(_ network: Sequential, _ optimizer: Adam) throws {
-        try communicator.allReduce(network.parameters.gradients, .mean)
-        optimizer.step(parameters: network.parameters.values.baseAddress!,
-                       gradients: network.parameters.gradients.baseAddress!)
+        try phase(.allReduce) { try communicator.allReduce(network.parameters.gradients, .mean) }
+        phase(.optimizer) {
+            optimizer.step(parameters: network.parameters.values.baseAddress!,
+                           gradients: network.parameters.gradients.baseAddress!)
+        }
+    }
+
+    /// Runs `body` as one `phase` of the step, between the observer's begin and end.
+    @inline(__always)
+    private func phase<T>(_ phase: StepPhase, _ body: () throws -> T) rethrows -> T {
+        observer?.begin(phase)
+        defer { observer?.end(phase) }
+        return try body()
     }
 
     /// Sets D's gradients to ∂L_D/∂θ_D for L_D = mean BCE(D(real), real target) +
     /// mean BCE(D(fake), 0), and records L_D, D(x) and D(G(z)) in `metrics`.
     func discriminatorGradients(real: UnsafePointer<Float>, fake: UnsafePointer<Float>,
                                 contexts: (real: ForwardContext, fake: ForwardContext), metrics: inout StepMetrics) {
-        discriminator.parameters.zeroGradients()
+        phase(.backward) { discriminator.parameters.zeroGradients() }
         metrics.discriminatorLoss = discriminatorPass(real, targets: realTargets, context: contexts.real,
                                                       score: &metrics.realScore)
         metrics.discriminatorLoss += discriminatorPass(fake, targets: fakeTargets, context: contexts.fake,
@@ -143,12 +157,14 @@ public final class GANTrainer {
     /// Returns the mean loss; `score` receives the mean sigmoid of the logits.
     private func discriminatorPass(_ images: UnsafePointer<Float>, targets: UnsafeMutableBufferPointer<Float>,
                                    context: ForwardContext, score: inout Double) -> Double {
-        let logits = discriminator.forward(images, batch: batch, context: context)
-        let loss = backend.binaryCrossEntropyWithLogits(logits, targets: targets.baseAddress!, count: batch,
+        let loss = phase(.forward) {
+            let logits = discriminator.forward(images, batch: batch, context: context)
+            backend.sigmoid(logits, scores.baseAddress!, count: batch)
+            return backend.binaryCrossEntropyWithLogits(logits, targets: targets.baseAddress!, count: batch,
                                                         scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
-        backend.sigmoid(logits, scores.baseAddress!, count: batch)
+        }
         score = backend.sum(scores.baseAddress!, count: batch) / Double(batch)
-        discriminator.backward(logitGradient.baseAddress!, batch: batch)
+        phase(.backward) { discriminator.backward(logitGradient.baseAddress!, batch: batch) }
         return loss / Double(batch)
     }
 
@@ -156,12 +172,16 @@ public final class GANTrainer {
     /// (which must be on G's last output); backpropagates through D (D's parameters untouched)
     /// into G's gradients (set, not added). Returns the mean loss.
     func generatorGradients(logits: UnsafePointer<Float>) -> Double {
-        generator.parameters.zeroGradients()
-        let loss = backend.binaryCrossEntropyWithLogits(logits, targets: generatorTargets.baseAddress!, count: batch,
-                                                        scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
-        let imageGradient = discriminator.backward(logitGradient.baseAddress!, batch: batch,
-                                                   options: .init(parameterGradients: false, inputGradient: true))!
-        generator.backward(imageGradient, batch: batch)
+        let loss = phase(.forward) {
+            backend.binaryCrossEntropyWithLogits(logits, targets: generatorTargets.baseAddress!, count: batch,
+                                                 scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
+        }
+        phase(.backward) {
+            generator.parameters.zeroGradients()
+            let imageGradient = discriminator.backward(logitGradient.baseAddress!, batch: batch,
+                                                       options: .init(parameterGradients: false, inputGradient: true))!
+            generator.backward(imageGradient, batch: batch)
+        }
         return loss / Double(batch)
     }
 
@@ -203,6 +223,73 @@ public final class GANTrainer {
         }
         try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
         return values[0] == -values[2] && values[1] == -values[3] && values[4] == -values[6] && values[5] == -values[7]
+    }
+}
+
+// MARK: - What a step computes
+
+/// One pass of one network in a training step: forward, or backward computing `backward`'s gradients.
+public struct NetworkPass: Sendable {
+    public var network: NetworkRole
+    /// nil for a forward pass.
+    public var backward: BackwardOptions?
+
+    public init(_ network: NetworkRole, backward: BackwardOptions? = nil) {
+        self.network = network
+        self.backward = backward
+    }
+}
+
+/// The FLOPs one layer contributes to a training step, summed over the step's passes.
+public struct LayerFLOPs: Equatable, Sendable {
+    public var forward = 0, backward = 0
+    public var total: Int { forward + backward }
+}
+
+/// The FLOPs of one training step on one rank, counted analytically layer by layer (see
+/// `Layer.forwardFLOPs` for the convention: matrix products only) over the passes the step runs.
+public struct StepFLOPs: Equatable, Sendable {
+    public var generator: [LayerFLOPs]
+    public var discriminator: [LayerFLOPs]
+
+    public subscript(_ role: NetworkRole) -> [LayerFLOPs] {
+        get { role == .generator ? generator : discriminator }
+        set { if role == .generator { generator = newValue } else { discriminator = newValue } }
+    }
+
+    public var forward: Int { (generator + discriminator).reduce(0) { $0 + $1.forward } }
+    public var backward: Int { (generator + discriminator).reduce(0) { $0 + $1.backward } }
+    public var total: Int { forward + backward }
+}
+
+extension GANTrainer {
+    /// The network passes `step` runs, in its order, for the configured update scheme. It must
+    /// follow `step`: GANTests counts the passes a real step makes against it.
+    public var passesPerStep: [NetworkPass] {
+        let g = NetworkRole.generator, d = NetworkRole.discriminator
+        // D on real images and on G(z), each backpropagated into D's parameters only.
+        let discriminatorBackward = NetworkPass(d, backward: BackwardOptions(parameterGradients: true, inputGradient: false))
+        var passes = [NetworkPass(g), NetworkPass(d), discriminatorBackward, NetworkPass(d), discriminatorBackward]
+        // Alternating: the generator's turn runs G and the updated D again, on fresh noise.
+        if configuration.updateScheme == .alternating { passes += [NetworkPass(g), NetworkPass(d)] }
+        // G's loss: back through D (its input gradients, not its parameters') into G's parameters.
+        passes += [NetworkPass(d, backward: BackwardOptions(parameterGradients: false, inputGradient: true)),
+                   NetworkPass(g, backward: BackwardOptions(parameterGradients: true, inputGradient: false))]
+        return passes
+    }
+
+    /// FLOPs of one step on this rank (its batch): `passesPerStep`, layer by layer.
+    public var flopsPerStep: StepFLOPs {
+        var flops = StepFLOPs(generator: Array(repeating: LayerFLOPs(), count: models.generator.layers.count),
+                              discriminator: Array(repeating: LayerFLOPs(), count: models.discriminator.layers.count))
+        let batch = configuration.batchSize
+        for pass in passesPerStep {
+            let counts = models[pass.network].layerFLOPs(batch: batch, backward: pass.backward)
+            for (i, count) in counts.enumerated() {
+                if pass.backward == nil { flops[pass.network][i].forward += count } else { flops[pass.network][i].backward += count }
+            }
+        }
+        return flops
     }
 }
 

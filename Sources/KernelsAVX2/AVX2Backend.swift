@@ -11,6 +11,13 @@ public final class AVX2Backend: VectorBackend {
     deinit { engine.deallocate() }
 }
 
+extension AVX2Backend {
+    /// `FMAPeak.loop` compiled for this module's instruction set. Not inlinable, and never
+    /// inlined, so that callers (module Backends, built for x86-64-v3) run this module's code.
+    @inline(never)
+    public static func fmaPeakLoop(iterations: Int) -> Float { FMAPeak.loop(V8.self, iterations: iterations) }
+}
+
 /// 6 x 16 of C in twelve 8-wide accumulators: with 2 B vectors and 1 broadcast of A, 15 of
 /// AVX2's 16 ymm registers; one FMA per accumulator per k.
 public enum Tile6x16: MicroKernel {

@@ -12,6 +12,13 @@ public final class AVX512Backend: VectorBackend {
     deinit { engine.deallocate() }
 }
 
+extension AVX512Backend {
+    /// `FMAPeak.loop` compiled for this module's instruction set. Not inlinable, and never
+    /// inlined, so that callers (module Backends, built for x86-64-v3) run this module's code.
+    @inline(never)
+    public static func fmaPeakLoop(iterations: Int) -> Float { FMAPeak.loop(V16.self, iterations: iterations) }
+}
+
 /// 12 x 32 of C in twenty-four 16-wide accumulators: with 2 B vectors and 1 broadcast of A,
 /// 27 of AVX-512's 32 zmm registers; 24 FMAs per 14 loads per k.
 public enum Tile12x32: MicroKernel {

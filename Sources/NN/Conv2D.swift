@@ -83,6 +83,10 @@ public final class Conv2D: Layer {
         self.maxBatch = max(self.maxBatch, maxBatch)
     }
 
+    /// `batch · outputPixels · k² · inputChannels · filters` multiply-adds: every tap of every
+    /// output pixel, those in the padding included (the standard count, and the product's).
+    public func forwardFLOPs(batch: Int) -> Int { 2 * batch * geometry.outputPixels * geometry.columnCount * filters }
+
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
         lastInput = input

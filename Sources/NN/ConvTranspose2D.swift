@@ -80,6 +80,11 @@ public final class ConvTranspose2D: Layer {
         self.maxBatch = max(self.maxBatch, maxBatch)
     }
 
+    /// The count of its adjoint convolution (see `Conv2D.forwardFLOPs`): `batch · H · W · k² ·
+    /// filters · inputChannels` multiply-adds, the forward product's size; taps that col2im
+    /// drops at the border count too.
+    public func forwardFLOPs(batch: Int) -> Int { 2 * batch * geometry.outputPixels * geometry.columnCount * inputChannels }
+
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         lastInput = input
         let rows = batch * geometry.outputPixels, n = geometry.columnCount

@@ -38,6 +38,9 @@ public final class Dense: Layer {
         inputGradient.reserve(maxBatch * inputCount)
     }
 
+    /// `batch x inputs x outputs` multiply-adds.
+    public func forwardFLOPs(batch: Int) -> Int { 2 * batch * inputCount * outputCount }
+
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         lastInput = input
         backend.gemm(transposeA: false, transposeB: false, m: batch, n: outputCount, k: inputCount,

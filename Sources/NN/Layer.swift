@@ -63,6 +63,18 @@ public protocol Layer: AnyObject {
     /// returns ∂loss/∂input (if `needInputGradient`, else nil).
     func backward(_ outputGradient: UnsafePointer<Float>, batch: Int, parameterGradients: Bool,
                   needInputGradient: Bool) -> UnsafePointer<Float>?
+
+    /// Floating-point operations of one forward pass over `batch` examples, counted
+    /// analytically, for achieved GFLOP/s. The convention is the multiplies' (as MLPerf and
+    /// the papers' "FLOPs" count them): 2 per multiply-add of a matrix product, including a
+    /// convolution's taps that fall in the zero padding (the product computes them); bias
+    /// additions, activations, batch norm and dropout count 0. The default is 0.
+    func forwardFLOPs(batch: Int) -> Int
+    /// Floating-point operations of one backward pass that computes the parameter gradients
+    /// and/or the input gradient. The default counts one product of the forward's size for
+    /// each, which is what a layer built on one matrix product does (dW = xᵀ·dy, dx = dy·Wᵀ);
+    /// a parameterless layer that counts its forward must say what its backward costs.
+    func backwardFLOPs(batch: Int, parameterGradients: Bool, inputGradient: Bool) -> Int
 }
 
 extension Layer {
@@ -71,6 +83,37 @@ extension Layer {
     public func declareState(prefix: String, in layout: inout ParameterLayout) {}
     public func bindState(to store: ParameterStore) {}
     public func initializeParameters(random: RandomStream) {}
+
+    public func forwardFLOPs(batch: Int) -> Int { 0 }
+
+    public func backwardFLOPs(batch: Int, parameterGradients: Bool, inputGradient: Bool) -> Int {
+        let product = forwardFLOPs(batch: batch)
+        return (parameterGradients ? product : 0) + (inputGradient ? product : 0)
+    }
+
+    /// FLOPs of `pass` over `batch` examples.
+    public func flops(batch: Int, _ pass: LayerPass) -> Int {
+        switch pass {
+        case .forward: return forwardFLOPs(batch: batch)
+        case let .backward(parameterGradients, inputGradient):
+            return backwardFLOPs(batch: batch, parameterGradients: parameterGradients, inputGradient: inputGradient)
+        }
+    }
+}
+
+/// One pass of one layer, as `Sequential` runs it.
+public enum LayerPass: Hashable, Sendable {
+    case forward
+    /// A backward pass and what it computes.
+    case backward(parameterGradients: Bool, inputGradient: Bool)
+}
+
+/// Hears each layer's pass begin and end (for per-layer timings and counts). `Sequential`
+/// calls it around every layer when one is set, and costs one nil check per layer when not.
+/// A small protocol here, implemented above (GAN's benchmark), so that NN needs no clock.
+public protocol LayerObserver: AnyObject {
+    func begin(layer: Int, _ pass: LayerPass)
+    func end(layer: Int, _ pass: LayerPass)
 }
 
 /// A growable scratch buffer owned by a layer, allocated once for the largest batch.

@@ -13,6 +13,8 @@ public final class Sequential {
     public var outputCount: Int { layers.last!.outputCount }
     /// The output of the last forward pass (nil before the first).
     public private(set) var lastOutput: UnsafePointer<Float>?
+    /// Hears every layer's forward and backward pass (nil: none, the default).
+    public var observer: LayerObserver?
 
     /// Builds the network, lays out its parameters (named `"<index>.<name>"`, e.g.
     /// `"0.kernel"`), and allocates every activation buffer for `maxBatch`.
@@ -51,7 +53,9 @@ public final class Sequential {
         var layerContext = context
         for (i, layer) in layers.enumerated() {
             layerContext.random = RandomStream(seed: context.random.key, UInt64(i))
+            observer?.begin(layer: i, .forward)
             x = layer.forward(x, batch: batch, context: layerContext)
+            observer?.end(layer: i, .forward)
         }
         lastOutput = x
         return x
@@ -65,12 +69,32 @@ public final class Sequential {
                          options: BackwardOptions = .init()) -> UnsafePointer<Float>? {
         var dy = outputGradient
         for (i, layer) in layers.enumerated().reversed() {
-            let needInput = i > 0 || options.inputGradient
+            let pass = backwardPass(ofLayer: i, options)
+            observer?.begin(layer: i, pass)
             let dx = layer.backward(dy, batch: batch, parameterGradients: options.parameterGradients,
-                                    needInputGradient: needInput)
+                                    needInputGradient: needsInputGradient(layer: i, options))
+            observer?.end(layer: i, pass)
             guard let dx else { return nil }
             dy = dx
         }
         return dy
+    }
+
+    /// What layer `i` computes in `backward(options:)`.
+    public func backwardPass(ofLayer i: Int, _ options: BackwardOptions) -> LayerPass {
+        .backward(parameterGradients: options.parameterGradients, inputGradient: needsInputGradient(layer: i, options))
+    }
+
+    /// Every layer but the first passes its input gradient on; the first's only the caller can want.
+    private func needsInputGradient(layer i: Int, _ options: BackwardOptions) -> Bool {
+        i > 0 || options.inputGradient
+    }
+
+    /// FLOPs of each layer in one forward pass (`options` nil) or one `backward(options:)`
+    /// over `batch` examples; see `Layer.forwardFLOPs` for what counts.
+    public func layerFLOPs(batch: Int, backward options: BackwardOptions? = nil) -> [Int] {
+        layers.indices.map { i in
+            layers[i].flops(batch: batch, options.map { backwardPass(ofLayer: i, $0) } ?? .forward)
+        }
     }
 }

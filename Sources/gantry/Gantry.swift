@@ -2,7 +2,7 @@ import ArgumentParser
 import CCPUFeatures
 import Foundation
 
-/// The `gantry` command: trains GANs on MNIST data-parallel under mpirun, and samples them.
+/// The `gantry` command: trains GANs on MNIST data-parallel under mpirun, samples them, and measures training speed.
 struct Gantry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
@@ -11,8 +11,9 @@ struct Gantry: ParsableCommand {
             Run one process directly, or many under mpirun (launch/train does that for you):
               gantry train --model mlp --steps 2000
               launch/train -np 2 --model mlp --steps 20000 --batch-size 64
+              gantry bench --model dcgan --steps 20
             """,
-        subcommands: [Train.self, Sample.self])
+        subcommands: [Train.self, Sample.self, Bench.self])
 }
 
 @main

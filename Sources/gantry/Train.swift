@@ -1,8 +1,10 @@
 import ArgumentParser
+import Backends
 import Datasets
 import Distributed
 import Foundation
 import GAN
+import Kernels
 import Optim
 
 extension ModelKind: ExpressibleByArgument {}
@@ -81,6 +83,9 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Continue from the latest checkpoint in --out (alone), or from FILE.", valueName: "FILE"))
     var resume: String?
 
+    @Option(help: instructionSetHelp)
+    var isa: InstructionSet?
+
     func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
         for (name, value) in [("--steps", steps), ("--epochs", epochs), ("--batch-size", batchSize)] {
@@ -104,6 +109,7 @@ struct Train: ParsableCommand {
         if let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
         }
+        _ = try chooseInstructionSet(flag: isa)
     }
 
     var ganConfiguration: GANConfiguration {
@@ -144,11 +150,12 @@ struct Train: ParsableCommand {
         }
         let configuration = ganConfiguration
         do {
+            let backend = try Backends.make(try chooseInstructionSet(flag: isa))
             let directory = resolveDataDirectory(explicit: data, environment: ProcessInfo.processInfo.environment)
             let shard = try MNISTShardData(directory: directory, configuration: configuration,
                                            rank: communicator.rank, ranks: communicator.size)
             let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
-                                      communicator: communicator)
+                                      communicator: communicator, backend: backend)
             try run.run()
             try communicator.finalize()
         } catch {
