@@ -120,10 +120,24 @@ public enum KernelBenchmark {
         let a = operand(shape.m * shape.k, seed: 1), b = operand(shape.k * shape.n, seed: 2)
         let c = UnsafeMutablePointer<Float>.allocate(capacity: shape.m * shape.n)
         c.initialize(repeating: 0, count: shape.m * shape.n)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        // Gathered shapes read and write rows in order (a convolution tap's rows are nearly so).
+        let rows = UnsafeMutablePointer<Int32>.allocate(capacity: max(shape.m, shape.k))
+        for i in 0..<max(shape.m, shape.k) { rows[i] = Int32(i) }
+        defer { a.deallocate(); b.deallocate(); c.deallocate(); rows.deallocate() }
         func call() {
-            backend.gemm(transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n, k: shape.k,
-                         a: a, lda: shape.lda, b: b, ldb: shape.ldb, c: c, ldc: shape.n, accumulate: shape.accumulate)
+            switch shape.gather {
+            case .none:
+                backend.gemm(transposeA: shape.transposeA, transposeB: shape.transposeB, m: shape.m, n: shape.n,
+                             k: shape.k, a: a, lda: shape.lda, b: b, ldb: shape.ldb, c: c, ldc: shape.n,
+                             accumulate: shape.accumulate)
+            case .rows:
+                backend.gemmGatheredRows(m: shape.m, n: shape.n, k: shape.k, a: a, aRows: rows, aStride: shape.k,
+                                         transposeB: shape.transposeB, b: b, ldb: shape.ldb, c: c, cRows: rows,
+                                         cStride: shape.n)
+            case .inner:
+                backend.gemmGatheredInner(m: shape.m, n: shape.n, k: shape.k, a: a, aRows: rows, aStride: shape.m,
+                                          b: b, bRows: rows, bStride: shape.n, c: c, ldc: shape.n)
+            }
         }
         call()  // first touch of C and of the packing buffers
         var calls = 1

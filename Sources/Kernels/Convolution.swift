@@ -61,6 +61,19 @@ public struct ConvolutionGeometry: Sendable, Equatable {
     /// Columns of the column matrix: `k * k * channels`.
     public var columnCount: Int { kernelSize * kernelSize * channels }
 
+    /// (output pixel, kernel tap) pairs of one example whose tap lands inside the image: the
+    /// products a convolution needs, per input channel and filter (im2col also multiplies the
+    /// `outputPixels · k² − validTapPairs` in the padding).
+    public var validTapPairs: Int {
+        func valid(_ outputs: Int, _ inputs: Int, _ pad: Int) -> Int {
+            (0..<outputs).reduce(0) { sum, o in
+                let first = o * stride - pad
+                return sum + max(0, min(kernelSize, inputs - first) - max(0, -first))
+            }
+        }
+        return valid(outputHeight, inputHeight, padTop) * valid(outputWidth, inputWidth, padLeft)
+    }
+
     /// `columns[batch * outputPixels x columnCount] = im2col(image[batch, H, W, C])`.
     public func im2col(_ image: UnsafePointer<Float>, batch: Int, into columns: UnsafeMutablePointer<Float>) {
         let c = channels, run = kernelSize * channels

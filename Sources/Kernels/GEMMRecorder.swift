@@ -1,17 +1,30 @@
-/// The dimensions of one `Backend.gemm` call: `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`.
+/// Which operand rows a multiply gathers (`Backend.gemmGatheredRows`, `gemmGatheredInner`).
+public enum GEMMGather: Hashable, Sendable {
+    /// A plain `gemm`.
+    case none
+    /// Rows of A and C gathered: one convolution tap's forward or input gradient.
+    case rows
+    /// The inner dimension gathered: one convolution tap's kernel gradient.
+    case inner
+}
+
+/// The dimensions of one multiply: `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`.
 public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
     public var transposeA: Bool, transposeB: Bool
     public var m: Int, n: Int, k: Int
     /// `c +=` rather than `c =` (weight gradients).
     public var accumulate: Bool
+    public var gather: GEMMGather
 
-    public init(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, accumulate: Bool = false) {
+    public init(transposeA: Bool = false, transposeB: Bool = false, m: Int, n: Int, k: Int, accumulate: Bool = false,
+                gather: GEMMGather = .none) {
         self.transposeA = transposeA
         self.transposeB = transposeB
         self.m = m
         self.n = n
         self.k = k
         self.accumulate = accumulate
+        self.gather = gather
     }
 
     /// One multiply and one add per (i, j, p).
@@ -19,7 +32,8 @@ public struct GEMMShape: Hashable, Sendable, CustomStringConvertible {
 
     /// `m x n x k`, then `Aᵀ` / `Bᵀ` / `+=` where they apply: "3136x3200x256 Bᵀ".
     public var description: String {
-        let marks = [transposeA ? "Aᵀ" : nil, transposeB ? "Bᵀ" : nil, accumulate ? "+=" : nil].compactMap { $0 }
+        let marks = [transposeA ? "Aᵀ" : nil, transposeB ? "Bᵀ" : nil, accumulate ? "+=" : nil,
+                     gather == .rows ? "rows gathered" : gather == .inner ? "k gathered" : nil].compactMap { $0 }
         return "\(m)x\(n)x\(k)" + (marks.isEmpty ? "" : " " + marks.joined(separator: " "))
     }
 
@@ -52,10 +66,7 @@ public final class GEMMRecorder: Backend {
     /// Forgets what was recorded.
     public func reset() { shapes = []; index = [:] }
 
-    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
-                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
-        let shape = GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, accumulate: accumulate)
+    private func record(_ shape: GEMMShape) {
         if let i = index[shape] {
             shapes[i].calls += 1
             if !shapes[i].labels.contains(label) { shapes[i].labels.append(label) }
@@ -63,6 +74,37 @@ public final class GEMMRecorder: Backend {
             index[shape] = shapes.count
             shapes.append(Record(shape: shape, calls: 1, labels: [label]))
         }
+    }
+
+    public func gemmGatheredRows(m: Int, n: Int, k: Int,
+                                 a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                 transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
+                                 c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int) {
+        record(GEMMShape(transposeB: transposeB, m: m, n: n, k: k, accumulate: true, gather: .rows))
+        base.gemmGatheredRows(m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride, transposeB: transposeB,
+                              b: b, ldb: ldb, c: c, cRows: cRows, cStride: cStride)
+    }
+
+    public func gemmGatheredInner(m: Int, n: Int, k: Int,
+                                  a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                  b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
+                                  c: UnsafeMutablePointer<Float>, ldc: Int) {
+        record(GEMMShape(transposeA: true, m: m, n: n, k: k, accumulate: true, gather: .inner))
+        base.gemmGatheredInner(m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
+                               b: b, bRows: bRows, bStride: bStride, c: c, ldc: ldc)
+    }
+
+    public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                           m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                           beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {
+        base.adamUpdate(parameters: parameters, gradients: gradients, m: m, v: v, count: count,
+                        beta1: beta1, beta2: beta2, stepSize: stepSize, epsilon: epsilon)
+    }
+
+    public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        record(GEMMShape(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, accumulate: accumulate))
         base.gemm(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
                   c: c, ldc: ldc, accumulate: accumulate)
     }

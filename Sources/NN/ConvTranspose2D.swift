@@ -80,10 +80,9 @@ public final class ConvTranspose2D: Layer {
         self.maxBatch = max(self.maxBatch, maxBatch)
     }
 
-    /// The count of its adjoint convolution (see `Conv2D.forwardFLOPs`): `batch · H · W · k² ·
-    /// filters · inputChannels` multiply-adds, the forward product's size; taps that col2im
-    /// drops at the border count too.
-    public func forwardFLOPs(batch: Int) -> Int { 2 * batch * geometry.outputPixels * geometry.columnCount * inputChannels }
+    /// The count of its adjoint convolution (see `Conv2D.forwardFLOPs`): `batch · validTapPairs ·
+    /// filters · inputChannels` multiply-adds; the taps col2im would drop at the border do not count.
+    public func forwardFLOPs(batch: Int) -> Int { 2 * batch * geometry.validTapPairs * filters * inputChannels }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         lastInput = input

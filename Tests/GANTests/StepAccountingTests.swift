@@ -27,16 +27,18 @@ final class StepAccountingTests: XCTestCase {
 
     func testDCGANStepFLOPsByHand() throws {
         let b = 64
-        // Matrix products of batch x output pixels x k² x input channels x output channels, padding included.
+        // Convolutions: batch x (output pixel, tap) pairs inside the image x input x output channels.
+        // 5x5 taps, "same": 7 -> 7 (stride 1) has 3+4+5+5+5+4+3 = 29 taps inside per row of
+        // output pixels; 14 -> 7 (stride 2) 4+5·5+3 = 32; 28 -> 14 (stride 2) 4+12·5+3 = 67.
         let dense = 2 * b * 100 * 7 * 7 * 256
-        let convT1 = 2 * b * (7 * 7) * 25 * 128 * 256  // 7x7x256 -> 7x7x128: its adjoint conv maps 7x7x128 -> 7x7x256
-        let convT2 = 2 * b * (7 * 7) * 25 * 64 * 128  // 7x7x128 -> 14x14x64
-        let convT3 = 2 * b * (14 * 14) * 25 * 1 * 64  // 14x14x64 -> 28x28x1
-        let conv1 = 2 * b * (14 * 14) * 25 * 1 * 64  // 28x28x1 -> 14x14x64
-        let conv2 = 2 * b * (7 * 7) * 25 * 64 * 128  // 14x14x64 -> 7x7x128
+        let convT1 = 2 * b * (29 * 29) * 128 * 256  // 7x7x256 -> 7x7x128: its adjoint conv maps 7x7x128 -> 7x7x256
+        let convT2 = 2 * b * (32 * 32) * 64 * 128  // 7x7x128 -> 14x14x64
+        let convT3 = 2 * b * (67 * 67) * 1 * 64  // 14x14x64 -> 28x28x1
+        let conv1 = 2 * b * (67 * 67) * 1 * 64  // 28x28x1 -> 14x14x64
+        let conv2 = 2 * b * (32 * 32) * 64 * 128  // 14x14x64 -> 7x7x128
         let logit = 2 * b * 6272
         XCTAssertEqual([dense, convT1, convT2, convT3, conv1, conv2, logit],
-                       [160_563_200, 5_138_022_400, 1_284_505_600, 40_140_800, 40_140_800, 1_284_505_600, 802_816])
+                       [160_563_200, 3_527_409_664, 1_073_741_824, 36_773_888, 36_773_888, 1_073_741_824, 802_816])
         let g = dense + convT1 + convT2 + convT3, d = conv1 + conv2 + logit
 
         // Simultaneous (the DCGAN's scheme): G forward once, D forward on real and fake.
@@ -44,7 +46,7 @@ final class StepAccountingTests: XCTestCase {
         XCTAssertEqual(simultaneous.forward, g + 2 * d)
         XCTAssertEqual(simultaneous.backward,
                        2 * (conv1 + 2 * conv2 + 2 * logit) + d + (dense + 2 * (convT1 + convT2 + convT3)))
-        XCTAssertEqual(simultaneous.total, 28_906_995_712)
+        XCTAssertEqual(simultaneous.total, 21_940_584_448)
 
         // Alternating adds G's and D's forward passes on fresh noise; the backward passes are the same.
         let alternating = try makeTrainer(.dcgan, batch: b, scheme: .alternating).flopsPerStep
