@@ -25,6 +25,20 @@ public protocol MicroKernel {
                          c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool)
     /// `dst[0 ..< nr] = src[0 ..< nr]` (one row of a B panel), with the tile's vectors.
     static func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
+    /// `dst[p*mr + i] = rows[i][p]` for `i < mr`, `p < kc`: MR rows side by side (an A panel).
+    static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, kc: Int, into dst: UnsafeMutablePointer<Float>)
+}
+
+extension MicroKernel {
+    /// Scalar by scalar; a tile may do better with its vectors.
+    @inlinable @inline(__always)
+    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, kc: Int,
+                                into dst: UnsafeMutablePointer<Float>) {
+        for p in 0..<kc {
+            let d = dst + p * mr
+            for i in 0..<mr { d[i] = rows[i][p] }
+        }
+    }
 }
 
 /// The blocking of the multiply. KC is fixed (see above); MC is a multiple of every tile's MR.
@@ -138,12 +152,8 @@ public struct GEMMEngine<Tile: MicroKernel> {
                 // MR rows side by side, so each p stores MR contiguous values. Row by row, every
                 // store strides by MR; with lda in the thousands (a convolution's im2col matrix)
                 // that pack took a quarter of the multiply's time.
-                let s0 = a + r0 * lda + column
-                for p in 0..<kc {
-                    let dst = panel + p * mr
-                    var s = s0 + p
-                    for i in 0..<mr { dst[i] = s.pointee; s += lda }
-                }
+                for i in 0..<mr { rowPointers[i] = a + (r0 + i) * lda + column }
+                Tile.packRows(rowPointers, kc: kc, into: panel)
             } else {
                 for i in 0..<mr {
                     if i < rows {
@@ -230,10 +240,7 @@ extension GEMMEngine {
                         for i in 0..<mr {
                             rowPointers[i] = a + Int(aRows[ic + q * mr + (i < rows ? i : 0)]) * aStride + pc
                         }
-                        for p in 0..<kc {
-                            let dst = panel + p * mr
-                            for i in 0..<mr { dst[i] = rowPointers[i][p] }
-                        }
+                        Tile.packRows(rowPointers, kc: kc, into: panel)
                         q += 1
                     }
                     // Each tile goes through the edge tile and is added into its scattered rows.
