@@ -25,18 +25,20 @@ public protocol MicroKernel {
                          c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool)
     /// `dst[0 ..< nr] = src[0 ..< nr]` (one row of a B panel), with the tile's vectors.
     static func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
-    /// `dst[p*mr + i] = rows[i][p]` for `i < mr`, `p < kc`: MR rows side by side (an A panel).
-    static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, kc: Int, into dst: UnsafeMutablePointer<Float>)
+    /// `dst[p*count + i] = rows[i][p]` for `i < count`, `p < kc`: rows side by side. An A panel
+    /// (`count` = MR) or a panel of a transposed B (`count` = NR).
+    static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
+                         into dst: UnsafeMutablePointer<Float>)
 }
 
 extension MicroKernel {
     /// Scalar by scalar; a tile may do better with its vectors.
     @inlinable @inline(__always)
-    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, kc: Int,
+    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
                                 into dst: UnsafeMutablePointer<Float>) {
         for p in 0..<kc {
-            let d = dst + p * mr
-            for i in 0..<mr { d[i] = rows[i][p] }
+            let d = dst + p * count
+            for i in 0..<count { d[i] = rows[i][p] }
         }
     }
 }
@@ -53,7 +55,7 @@ public struct GEMMEngine<Tile: MicroKernel> {
     @usableFromInline let packedB: UnsafeMutablePointer<Float>
     /// An MR x NR tile for the edges of C, where a full tile would write out of bounds.
     @usableFromInline let edgeTile: UnsafeMutablePointer<Float>
-    /// The MR source rows of a gathered panel.
+    /// The source rows of a panel packed side by side (MR of A, or NR of a transposed B).
     @usableFromInline let rowPointers: UnsafeMutablePointer<UnsafePointer<Float>>
 
     public init() {
@@ -61,7 +63,7 @@ public struct GEMMEngine<Tile: MicroKernel> {
         packedA = .allocate(capacity: GEMMBlocking.mc * GEMMBlocking.kc)
         packedB = .allocate(capacity: GEMMBlocking.kc * GEMMBlocking.nc)
         edgeTile = .allocate(capacity: Tile.mr * Tile.nr)
-        rowPointers = .allocate(capacity: Tile.mr)
+        rowPointers = .allocate(capacity: max(Tile.mr, Tile.nr))
     }
 
     public func deallocate() {
@@ -153,7 +155,7 @@ public struct GEMMEngine<Tile: MicroKernel> {
                 // store strides by MR; with lda in the thousands (a convolution's im2col matrix)
                 // that pack took a quarter of the multiply's time.
                 for i in 0..<mr { rowPointers[i] = a + (r0 + i) * lda + column }
-                Tile.packRows(rowPointers, kc: kc, into: panel)
+                Tile.packRows(rowPointers, count: mr, kc: kc, into: panel)
             } else {
                 for i in 0..<mr {
                     if i < rows {
@@ -179,7 +181,11 @@ public struct GEMMEngine<Tile: MicroKernel> {
             let panel = packedB + q * kc * nr
             let cols = min(nr, nc - q * nr)
             let c0 = column + q * nr
-            if transposed {
+            if transposed && cols == nr {
+                // op(b)(p, j) = b[j, p]: NR source rows side by side.
+                for j in 0..<nr { rowPointers[j] = b + (c0 + j) * ldb + row }
+                Tile.packRows(rowPointers, count: nr, kc: kc, into: panel)
+            } else if transposed {
                 // op(b)(p, j) = b[j, p]: walk each source row once.
                 for j in 0..<nr {
                     if j < cols {
@@ -240,7 +246,7 @@ extension GEMMEngine {
                         for i in 0..<mr {
                             rowPointers[i] = a + Int(aRows[ic + q * mr + (i < rows ? i : 0)]) * aStride + pc
                         }
-                        Tile.packRows(rowPointers, kc: kc, into: panel)
+                        Tile.packRows(rowPointers, count: mr, kc: kc, into: panel)
                         q += 1
                     }
                     // Each tile goes through the edge tile and is added into its scattered rows.

@@ -34,9 +34,11 @@ public enum Tile12x32: MicroKernel {
 
     /// Through 8 x 8 transposes in registers (CVectorMath), not scalar stores.
     @inline(__always)
-    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, kc: Int,
+    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
                                 into dst: UnsafeMutablePointer<Float>) {
-        rows.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: 12) { gantry_pack12($0, kc, dst) }
+        rows.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: count) {
+            gantry_pack_rows($0, count, kc, dst)
+        }
     }
 
     @inline(__always)
