@@ -62,8 +62,8 @@ public struct RandomStream: Sendable, Hashable {
             var b = SIMD8<UInt64>()
             for j in 0..<8 { b[j] = bits(at: first &+ UInt64(i + j)) }
             let scale = SIMD8<Double>(repeating: 1.0 / 4_294_967_296.0)
-            let u1 = (SIMD8<Double>(b &>> 32) + 1) * scale
-            let u2 = SIMD8<Double>(b & 0xFFFF_FFFF) * scale
+            let u1 = (exactDouble(b &>> 32) + SIMD8(repeating: 1)) * scale
+            let u2 = exactDouble(b & 0xFFFF_FFFF) * scale
             let l = vectorLog(u1), c = vectorCosTurns(u2)
             for j in 0..<min(8, count - i) { out[i + j] = Float((-2.0 * l[j]).squareRoot() * c[j]) }
             i += 8
@@ -98,6 +98,13 @@ public struct StreamGenerator: RandomNumberGenerator, Sendable {
 
 // MARK: - Vector log and cosine for the normals (fdlibm's e_log.c, k_sin.c, k_cos.c)
 
+/// Integers below 2⁵² as Doubles, exactly: their bits under the exponent of 2⁵², less 2⁵².
+/// (AVX2 has no vector conversion from 64-bit integers; this is two vector operations.)
+@inlinable @inline(__always)
+func exactDouble(_ x: SIMD8<UInt64>) -> SIMD8<Double> {
+    unsafeBitCast(x | 0x4330_0000_0000_0000, to: SIMD8<Double>.self) - SIMD8(repeating: 4_503_599_627_370_496.0)
+}
+
 /// `a·b + c` for the polynomials below (unfused, as fdlibm's C).
 @inlinable @inline(__always)
 func horner(_ a: SIMD8<Double>, _ b: SIMD8<Double>, _ c: Double) -> SIMD8<Double> { a * b + SIMD8(repeating: c) }
@@ -108,13 +115,11 @@ func horner(_ a: SIMD8<Double>, _ b: SIMD8<Double>, _ c: Double) -> SIMD8<Double
 func vectorLog(_ x: SIMD8<Double>) -> SIMD8<Double> {
     typealias D = SIMD8<Double>
     let bits = unsafeBitCast(x, to: SIMD8<UInt64>.self)
-    var exponent = SIMD8<Int64>(truncatingIfNeeded: (bits &>> 52) & 0x7FF) &- 1023
     // m in [1, 2), then [√2/2, √2).
     var m = unsafeBitCast((bits & 0x000F_FFFF_FFFF_FFFF) | 0x3FF0_0000_0000_0000, to: D.self)
     let high = m .> D(repeating: 1.4142135623730951)
     m = m.replacing(with: m * D(repeating: 0.5), where: high)
-    exponent = exponent &+ SIMD8<Int64>(repeating: 0).replacing(with: 1, where: high)
-    let e = D(exponent)
+    let e = exactDouble((bits &>> 52) & 0x7FF) - D(repeating: 1023) + D().replacing(with: 1, where: high)
     let f = m - D(repeating: 1)
     let s = f / (f + D(repeating: 2))
     let z = s * s, w = z * z
