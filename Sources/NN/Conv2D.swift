@@ -18,9 +18,12 @@ public final class Conv2D: Layer {
 
     private var weights: KernelAndBias
 
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
-    /// im2col of the last input, kept for the kernel gradient; and ∂loss/∂columns.
-    private var columns = LayerBuffer(), columnGradient = LayerBuffer()
+    private var output = LayerBuffer()
+    /// im2col of the last input, kept from forward for the kernel gradient (`batch·outH·outW x
+    /// k·k·inputChannels`). ∂loss/∂columns, the same size, is dead once col2im has summed it
+    /// into dx, so it lives in `memory.workspace`.
+    private var columns = LayerBuffer()
+    private var memory: NetworkMemory!
 
     public init(inputHeight: Int, inputWidth: Int, inputChannels: Int, filters: Int,
                 kernelSize: Int, stride: Int = 1, bias: Bool = true, backend: Backend) {
@@ -34,7 +37,7 @@ public final class Conv2D: Layer {
         self.backend = backend
     }
 
-    deinit { output.free(); inputGradient.free(); columns.free(); columnGradient.free() }
+    deinit { output.free(); columns.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
         weights.declare(prefix: prefix, in: &layout)
@@ -44,11 +47,12 @@ public final class Conv2D: Layer {
 
     public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * outputCount)
-        inputGradient.reserve(maxBatch * inputCount)
         columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
-        columnGradient.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
+        memory.workspace.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+        self.memory = memory
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
@@ -76,10 +80,11 @@ public final class Conv2D: Layer {
         }
         guard needInputGradient else { return nil }
         // dcolumns (rows x n) = dy · Kᵀ, then dx = col2im(dcolumns)
+        let columnGradient = memory.workspace.base, dx = memory.inputGradient(avoiding: dy)
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: filters,
                      a: dy, lda: filters, b: weights.kernel, ldb: filters,
-                     c: columnGradient.base, ldc: n, accumulate: false)
-        geometry.col2im(columnGradient.base, batch: batch, into: inputGradient.base)
-        return UnsafePointer(inputGradient.base)
+                     c: columnGradient, ldc: n, accumulate: false)
+        geometry.col2im(columnGradient, batch: batch, into: dx)
+        return UnsafePointer(dx)
     }
 }
