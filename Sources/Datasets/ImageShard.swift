@@ -90,11 +90,23 @@ public struct ImageShard: Sendable {
     }
 
     /// Pixel bytes as the networks see them: x -> x / 127.5 - 1 in Float arithmetic, so
-    /// 0 (background) is -1 and 255 is exactly 1. A table lookup gives exactly that quotient
-    /// and difference (255 maps to 1, not 1.0000001) and is cheaper than a division.
+    /// 0 (background) is -1 and 255 is exactly 1. Sixteen at a time: vector division and
+    /// subtraction round like the scalar ones, so every lane gets the scalar's bits. (A
+    /// 256-entry table gives the same bits in about 1.5x the time; the vector loop converts a
+    /// batch of 128 about as fast as the Float shard's copy did.)
     public static func signedUnit(_ bytes: UnsafeBufferPointer<UInt8>, into destination: UnsafeMutablePointer<Float>) {
-        signedUnitTable.withUnsafeBufferPointer { table in
-            for index in 0..<bytes.count { destination[index] = table[Int(bytes[index])] }
+        guard let source = bytes.baseAddress else { return }
+        let count = bytes.count
+        var index = 0
+        while index + 16 <= count {
+            let pixels = UnsafeRawPointer(source + index).loadUnaligned(as: SIMD16<UInt8>.self)
+            let values = SIMD16<Float>(SIMD16<Int32>(truncatingIfNeeded: pixels)) / 127.5 - 1
+            UnsafeMutableRawPointer(destination + index).storeBytes(of: values, as: SIMD16<Float>.self)
+            index += 16
+        }
+        while index < count {
+            destination[index] = Float(source[index]) / 127.5 - 1
+            index += 1
         }
     }
 
@@ -117,6 +129,3 @@ public struct ImageShard: Sendable {
         }
     }
 }
-
-/// Byte x -> x / 127.5 - 1.
-private let signedUnitTable: [Float] = (0...255).map { Float($0) / 127.5 - 1 }

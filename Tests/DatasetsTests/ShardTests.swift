@@ -88,10 +88,14 @@ final class ShardTests: XCTestCase {
             }
         }
 
-        var ends: [Float] = [0, 0]
-        ends.withUnsafeMutableBufferPointer { out in
-            [UInt8(0), 255].withUnsafeBufferPointer { ImageShard.signedUnit($0, into: out.baseAddress!) }
+        // Every byte value through the vector loop and the scalar tail (261 = 16 · 16 + 5).
+        let all = (0..<261).map { UInt8(truncatingIfNeeded: $0 &* 167) }
+        var converted = [Float](repeating: .nan, count: all.count)
+        converted.withUnsafeMutableBufferPointer { out in
+            all.withUnsafeBufferPointer { ImageShard.signedUnit($0, into: out.baseAddress!) }
         }
-        XCTAssertEqual(ends, [-1, 1], "background is -1 and full intensity exactly 1")
+        XCTAssertEqual(converted.map(\.bitPattern), all.map { (Float($0) / 127.5 - 1).bitPattern })
+        XCTAssertEqual(converted[0], -1, "background is -1")
+        XCTAssertEqual(converted[all.firstIndex(of: 255)!], 1, "full intensity is exactly 1")
     }
 }
