@@ -70,17 +70,15 @@ public struct EpochBatcher: Sendable {
     }
 
     /// Copies batch `index` of the current epoch into `pixels`, shape [batchSize, rows * columns]
-    /// (values in [-1, 1]), and optionally its labels into `labels`, shape [batchSize].
-    /// Allocates nothing.
+    /// (values in [-1, 1], converted from the shard's bytes here: see `ImageShard.signedUnit`),
+    /// and optionally its labels into `labels`, shape [batchSize]. Allocates nothing.
     public func copyBatch(_ index: Int, into pixels: UnsafeMutablePointer<Float>,
                           labels: UnsafeMutablePointer<UInt8>? = nil) throws {
         let examples = try indices(ofBatch: index)
         let width = shard.pixelsPerImage
-        shard.pixels.withUnsafeBufferPointer { source in
-            for (slot, example) in examples.enumerated() {
-                (pixels + slot * width).update(from: source.baseAddress! + example * width, count: width)
-                labels?[slot] = shard.labels[example]
-            }
+        for (slot, example) in examples.enumerated() {
+            shard.copyImage(example, into: pixels + slot * width)
+            labels?[slot] = shard.labels[example]
         }
     }
 

@@ -7,7 +7,8 @@ public final class LeakyReLU: Layer {
     public var outputCount: Int { inputCount }
     public let slope: Float
     private let backend: Backend
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
+    private var output = LayerBuffer()
+    private var memory: NetworkMemory!
     private var lastInput: UnsafePointer<Float>?
 
     public init(_ count: Int, slope: Float, backend: Backend) {
@@ -16,11 +17,12 @@ public final class LeakyReLU: Layer {
         self.backend = backend
     }
 
-    deinit { output.free(); inputGradient.free() }
+    deinit { output.free() }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * inputCount)
-        inputGradient.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
+        self.memory = memory
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
@@ -32,8 +34,9 @@ public final class LeakyReLU: Layer {
     public func backward(_ dy: UnsafePointer<Float>, batch: Int, parameterGradients: Bool,
                          needInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }
-        backend.leakyReLUBackward(lastInput!, dy, inputGradient.base, count: batch * inputCount, slope: slope)
-        return UnsafePointer(inputGradient.base)
+        let dx = memory.inputGradient(avoiding: dy)
+        backend.leakyReLUBackward(lastInput!, dy, dx, count: batch * inputCount, slope: slope)
+        return UnsafePointer(dx)
     }
 }
 
@@ -42,18 +45,20 @@ public final class Tanh: Layer {
     public let inputCount: Int
     public var outputCount: Int { inputCount }
     private let backend: Backend
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
+    private var output = LayerBuffer()
+    private var memory: NetworkMemory!
 
     public init(_ count: Int, backend: Backend) {
         inputCount = count
         self.backend = backend
     }
 
-    deinit { output.free(); inputGradient.free() }
+    deinit { output.free() }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * inputCount)
-        inputGradient.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
+        self.memory = memory
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
@@ -65,7 +70,8 @@ public final class Tanh: Layer {
                          needInputGradient: Bool) -> UnsafePointer<Float>? {
         guard needInputGradient else { return nil }
         // The derivative comes from the saved output: 1 - tanh².
-        backend.tanhBackward(output.base, dy, inputGradient.base, count: batch * inputCount)
-        return UnsafePointer(inputGradient.base)
+        let dx = memory.inputGradient(avoiding: dy)
+        backend.tanhBackward(output.base, dy, dx, count: batch * inputCount)
+        return UnsafePointer(dx)
     }
 }

@@ -52,7 +52,8 @@ public final class BatchNormalization: Layer {
     private var beta: UnsafeMutablePointer<Float>!, betaGradient: UnsafeMutablePointer<Float>!
     private var movingMean: UnsafeMutablePointer<Float>!, movingVariance: UnsafeMutablePointer<Float>!
 
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
+    private var output = LayerBuffer()
+    private var memory: NetworkMemory!
     /// Scratch sized by channels alone, so no call allocates. `sums` is laid out for one reducer
     /// call: forward [Σx, Σx², rows], backward [Σdy, Σdy·x̂], in Double. The
     /// Float arrays hold per channel the mean, 1/std, gamma/std and backward's two coefficients.
@@ -84,7 +85,7 @@ public final class BatchNormalization: Layer {
     }
 
     deinit {
-        output.free(); inputGradient.free()
+        output.free()
         sums.deallocate(); mean.deallocate()
     }
 
@@ -117,9 +118,10 @@ public final class BatchNormalization: Layer {
         movingVariance.update(repeating: 1, count: channels)
     }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * inputCount)
-        inputGradient.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
+        self.memory = memory
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
@@ -194,7 +196,7 @@ public final class BatchNormalization: Layer {
         precondition(batch == lastBatch, "backward's batch \(batch) differs from forward's \(lastBatch)")
         guard parameterGradients || needInputGradient else { return nil }
         let x = lastInput!, rows = batch * height * width, c = channels
-        let dx = inputGradient.base
+        let dx = memory.inputGradient(avoiding: dy)
 
         if !lastTraining && !parameterGradients {
             // Statistics are constants in inference: dx = dy · gamma / std.

@@ -32,11 +32,13 @@ public final class Conv2D: Layer {
 
     private var weights: KernelAndBias
 
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
-    /// im2col of the last input, kept for the kernel gradient; and ∂loss/∂columns (im2col only).
-    private var columns = LayerBuffer(), columnGradient = LayerBuffer()
-    /// The tap-by-tap path, when the channels are wide enough; it reads the last input again
-    /// for the kernel gradient.
+    private var output = LayerBuffer()
+    /// im2col only: the im2col of the last input, kept from forward for the kernel gradient
+    /// (`batch·outH·outW x k·k·inputChannels`). ∂loss/∂columns, the same size, is dead once
+    /// col2im has summed it into dx, so it lives in `memory.workspace`.
+    private var columns = LayerBuffer()
+    private var memory: NetworkMemory!
+    /// The tap-by-tap path reads the last input again for the kernel gradient.
     private var lastInput: UnsafePointer<Float>?
     private var maxBatch = 0
 
@@ -61,7 +63,7 @@ public final class Conv2D: Layer {
     private let tapwise: Bool
     private var tapTable: ConvolutionTaps?
 
-    deinit { output.free(); inputGradient.free(); columns.free(); columnGradient.free() }
+    deinit { output.free(); columns.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
         weights.declare(prefix: prefix, in: &layout)
@@ -71,16 +73,17 @@ public final class Conv2D: Layer {
 
     public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * outputCount)
-        inputGradient.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
         if tapwise {
             if maxBatch > self.maxBatch { tapTable = ConvolutionTaps(geometry: geometry, filters: filters, maxBatch: maxBatch) }
         } else {
             columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
-            columnGradient.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+            memory.workspace.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
         }
         self.maxBatch = max(self.maxBatch, maxBatch)
+        self.memory = memory
     }
 
     /// `batch · validTapPairs · inputChannels · filters` multiply-adds: every tap of every output
@@ -123,15 +126,17 @@ public final class Conv2D: Layer {
             }
         }
         guard needInputGradient else { return nil }
+        let dx = memory.inputGradient(avoiding: dy)
         if let tapTable {
-            tapTable.inputGradient(dy, kernel: weights.kernel, batch: batch, into: inputGradient.base, backend: backend)
-            return UnsafePointer(inputGradient.base)
+            tapTable.inputGradient(dy, kernel: weights.kernel, batch: batch, into: dx, backend: backend)
+            return UnsafePointer(dx)
         }
         // dcolumns (rows x n) = dy · Kᵀ, then dx = col2im(dcolumns)
+        let columnGradient = memory.workspace.base
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: filters,
                      a: dy, lda: filters, b: weights.kernel, ldb: filters,
-                     c: columnGradient.base, ldc: n, accumulate: false)
-        geometry.col2im(columnGradient.base, batch: batch, into: inputGradient.base)
-        return UnsafePointer(inputGradient.base)
+                     c: columnGradient, ldc: n, accumulate: false)
+        geometry.col2im(columnGradient, batch: batch, into: dx)
+        return UnsafePointer(dx)
     }
 }

@@ -30,9 +30,11 @@ public final class ConvTranspose2D: Layer {
 
     private var weights: KernelAndBias
 
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
-    /// x · Kᵀ in the forward pass; im2col(dy) in the backward pass.
-    private var columns = LayerBuffer()
+    private var output = LayerBuffer()
+    /// im2col only: columns (`batch·H·W x k·k·filters`, 40 MB for the DCGAN's 7x7 256 -> 128
+    /// layer at batch 64) are x · Kᵀ in the forward pass, dead after col2im, and im2col(dy) in
+    /// the backward pass, dead when it returns: they live in `memory.workspace`.
+    private var memory: NetworkMemory!
     private var lastInput: UnsafePointer<Float>?
     private let tapwise: Bool
     private var tapTable: ConvolutionTaps?
@@ -57,7 +59,7 @@ public final class ConvTranspose2D: Layer {
         }
     }
 
-    deinit { output.free(); inputGradient.free(); columns.free() }
+    deinit { output.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
         weights.declare(prefix: prefix, in: &layout)
@@ -67,17 +69,18 @@ public final class ConvTranspose2D: Layer {
 
     public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * outputCount)
-        inputGradient.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
         if tapwise {
             if maxBatch > self.maxBatch {
                 tapTable = ConvolutionTaps(geometry: geometry, filters: inputChannels, maxBatch: maxBatch)
             }
         } else {
-            columns.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
+            memory.workspace.reserve(maxBatch * geometry.outputPixels * geometry.columnCount)
         }
         self.maxBatch = max(self.maxBatch, maxBatch)
+        self.memory = memory
     }
 
     /// The count of its adjoint convolution (see `Conv2D.forwardFLOPs`): `batch · validTapPairs ·
@@ -91,10 +94,11 @@ public final class ConvTranspose2D: Layer {
             tapTable.inputGradient(input, kernel: weights.kernel, batch: batch, into: output.base, backend: backend)
         } else {
             // columns (rows x n) = x (rows x inputChannels) · Kᵀ, then y = col2im(columns)
+            let columns = memory.workspace.base
             backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: inputChannels,
                          a: input, lda: inputChannels, b: weights.kernel, ldb: inputChannels,
-                         c: columns.base, ldc: n, accumulate: false)
-            geometry.col2im(columns.base, batch: batch, into: output.base)
+                         c: columns, ldc: n, accumulate: false)
+            geometry.col2im(columns, batch: batch, into: output.base)
         }
         if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: batch * geometry.inputHeight * geometry.inputWidth,
                                       columns: filters) }
@@ -114,14 +118,16 @@ public final class ConvTranspose2D: Layer {
                 }
             }
             guard needInputGradient else { return nil }
-            tapTable.forward(dy, kernel: weights.kernel, batch: batch, into: inputGradient.base, backend: backend)
-            return UnsafePointer(inputGradient.base)
+            let dx = memory.inputGradient(avoiding: dy)
+            tapTable.forward(dy, kernel: weights.kernel, batch: batch, into: dx, backend: backend)
+            return UnsafePointer(dx)
         }
-        geometry.im2col(dy, batch: batch, into: columns.base)
+        let columns = memory.workspace.base
+        geometry.im2col(dy, batch: batch, into: columns)
         if parameterGradients {
             // dK (n x inputChannels) += im2col(dy)ᵀ · x
             backend.gemm(transposeA: true, transposeB: false, m: n, n: inputChannels, k: rows,
-                         a: columns.base, lda: n, b: lastInput!, ldb: inputChannels,
+                         a: columns, lda: n, b: lastInput!, ldb: inputChannels,
                          c: weights.kernelGradient, ldc: inputChannels, accumulate: true)
             if let biasGradient = weights.biasGradient {
                 backend.accumulateBiasGradient(dy, rows: batch * geometry.inputHeight * geometry.inputWidth,
@@ -130,9 +136,10 @@ public final class ConvTranspose2D: Layer {
         }
         guard needInputGradient else { return nil }
         // dx (rows x inputChannels) = im2col(dy) · K: the "same" convolution of dy.
+        let dx = memory.inputGradient(avoiding: dy)
         backend.gemm(transposeA: false, transposeB: false, m: rows, n: inputChannels, k: n,
-                     a: columns.base, lda: n, b: weights.kernel, ldb: inputChannels,
-                     c: inputGradient.base, ldc: inputChannels, accumulate: false)
-        return UnsafePointer(inputGradient.base)
+                     a: columns, lda: n, b: weights.kernel, ldb: inputChannels,
+                     c: dx, ldc: inputChannels, accumulate: false)
+        return UnsafePointer(dx)
     }
 }

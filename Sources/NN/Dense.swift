@@ -12,7 +12,8 @@ public final class Dense: Layer {
 
     private var weights: KernelAndBias
 
-    private var output = LayerBuffer(), inputGradient = LayerBuffer()
+    private var output = LayerBuffer()
+    private var memory: NetworkMemory!
     private var lastInput: UnsafePointer<Float>?
 
     public init(_ inputs: Int, _ outputs: Int, bias: Bool = true, backend: Backend) {
@@ -23,7 +24,7 @@ public final class Dense: Layer {
         self.backend = backend
     }
 
-    deinit { output.free(); inputGradient.free() }
+    deinit { output.free() }
 
     public func declareParameters(prefix: String, in layout: inout ParameterLayout) {
         weights.declare(prefix: prefix, in: &layout)
@@ -33,9 +34,10 @@ public final class Dense: Layer {
 
     public func initializeParameters(random: RandomStream) { weights.initialize(random: random) }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * outputCount)
-        inputGradient.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
+        self.memory = memory
     }
 
     /// `batch x inputs x outputs` multiply-adds.
@@ -63,9 +65,10 @@ public final class Dense: Layer {
         }
         guard needInputGradient else { return nil }
         // dx (batch x inputs) = dy · Wᵀ
+        let dx = memory.inputGradient(avoiding: dy)
         backend.gemm(transposeA: false, transposeB: true, m: batch, n: inputCount, k: outputCount,
                      a: dy, lda: outputCount, b: weights.kernel, ldb: outputCount,
-                     c: inputGradient.base, ldc: inputCount, accumulate: false)
-        return UnsafePointer(inputGradient.base)
+                     c: dx, ldc: inputCount, accumulate: false)
+        return UnsafePointer(dx)
     }
 }

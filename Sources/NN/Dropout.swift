@@ -15,7 +15,8 @@ public final class Dropout: Layer {
     public let inputCount: Int
     public var outputCount: Int { inputCount }
     public let rate: Float
-    private var output = LayerBuffer(), inputGradient = LayerBuffer(), mask = LayerBuffer()
+    private var output = LayerBuffer(), mask = LayerBuffer()
+    private var memory: NetworkMemory!
     private var lastMasked = false, lastBatch = 0
 
     public init(_ count: Int, rate: Float) {
@@ -24,12 +25,13 @@ public final class Dropout: Layer {
         self.rate = rate
     }
 
-    deinit { output.free(); inputGradient.free(); mask.free() }
+    deinit { output.free(); mask.free() }
 
-    public func allocate(maxBatch: Int) {
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {
         output.reserve(maxBatch * inputCount)
-        inputGradient.reserve(maxBatch * inputCount)
         mask.reserve(maxBatch * inputCount)
+        memory.reserveInputGradient(maxBatch * inputCount)
+        self.memory = memory
     }
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
@@ -53,7 +55,7 @@ public final class Dropout: Layer {
                          needInputGradient: Bool) -> UnsafePointer<Float>? {
         precondition(batch == lastBatch, "backward's batch \(batch) differs from forward's \(lastBatch)")
         guard needInputGradient else { return nil }
-        let count = batch * inputCount, dx = inputGradient.base
+        let count = batch * inputCount, dx = memory.inputGradient(avoiding: dy)
         if lastMasked {
             multiply(dy, mask.base, dx, count: count)
         } else {

@@ -35,9 +35,10 @@ public struct BackwardOptions: Sendable {
 /// A layer: a forward pass and its backward pass, side by side, over a batch of row-major
 /// examples (`batch x inputCount` in, `batch x outputCount` out).
 ///
-/// A layer owns its output and input-gradient buffers (sized once for the largest batch, so a
-/// training step allocates nothing), and remembers its last input for the backward pass, which
-/// must follow the matching forward pass.
+/// A layer owns its output buffer and what its backward pass needs from the forward pass (its
+/// last input, a mask, im2col columns), all sized once for the largest batch, so a training step
+/// allocates nothing. Its input gradient and any scratch that lives only during one call come
+/// from the network's `NetworkMemory`. The backward pass must follow the matching forward pass.
 public protocol Layer: AnyObject {
     /// Values per example in and out.
     var inputCount: Int { get }
@@ -54,13 +55,16 @@ public protocol Layer: AnyObject {
     /// Fills parameters with their initial values (Keras defaults: Glorot-uniform kernels,
     /// zero biases), from `random`.
     func initializeParameters(random: RandomStream)
-    /// Allocates buffers for batches up to `maxBatch`.
-    func allocate(maxBatch: Int)
+    /// Allocates buffers for batches up to `maxBatch`, and reserves in `memory` the input
+    /// gradient and per-call scratch it will take from there.
+    func allocate(maxBatch: Int, memory: NetworkMemory)
 
     /// Returns a pointer to the layer's output (`batch x outputCount`), valid until the next forward.
     func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float>
     /// Given ∂loss/∂output, adds ∂loss/∂parameters into the gradient store (if asked) and
-    /// returns ∂loss/∂input (if `needInputGradient`, else nil).
+    /// returns ∂loss/∂input (if `needInputGradient`, else nil), in `NetworkMemory`'s input
+    /// gradient buffer that does not hold `outputGradient` (or `outputGradient` itself, for a
+    /// layer that moves no data): valid until the next backward of a layer of the same network.
     func backward(_ outputGradient: UnsafePointer<Float>, batch: Int, parameterGradients: Bool,
                   needInputGradient: Bool) -> UnsafePointer<Float>?
 
@@ -134,4 +138,60 @@ public struct LayerBuffer {
     public func free() { pointer?.deallocate() }
 
     public var base: UnsafeMutablePointer<Float> { pointer! }
+}
+
+/// Scratch that lives only while one forward or backward call runs, such as the im2col columns
+/// of a transposed convolution (cuDNN's "workspace"). Calls run one at a time, so one buffer of
+/// the largest need serves every layer that reserves in it, in any number of networks: the GAN's
+/// generator and discriminator share one.
+public final class Workspace {
+    private var buffer = LayerBuffer()
+
+    public init() {}
+
+    deinit { buffer.free() }
+
+    /// Grows the workspace to at least `count` floats. Layers call it from `allocate`; the
+    /// address may change then, so they read `base` in each call.
+    public func reserve(_ count: Int) { buffer.reserve(count) }
+
+    /// The scratch: its contents are undefined at the start of every call.
+    public var base: UnsafeMutablePointer<Float> { buffer.base }
+    /// Floats reserved: the largest need of any layer that reserved in it.
+    public var capacity: Int { buffer.capacity }
+}
+
+/// The memory the layers of one network take instead of owning it, because each piece is live
+/// only for part of a step (`Sequential` sizes it for its layers):
+///
+/// - The workspace (see `Workspace`), possibly shared with other networks.
+/// - The input gradients. Layer i's ∂loss/∂input is live from its backward until layer i-1 has
+///   read it in its own backward, so two buffers serve the whole network: each layer writes into
+///   the one that does not hold the ∂loss/∂output it reads (a layer that moves no data, `Reshape`,
+///   hands that on unchanged). One buffer per layer would keep every layer's gradient until the
+///   next step, about 23 MB in the DCGAN generator at batch 64 instead of 6.4.
+public final class NetworkMemory {
+    public let workspace: Workspace
+    private var first = LayerBuffer(), second = LayerBuffer()
+
+    public init(workspace: Workspace = Workspace()) { self.workspace = workspace }
+
+    deinit { first.free(); second.free() }
+
+    /// Floats in each of the two input gradient buffers: the largest layer input.
+    public var inputGradientCapacity: Int { first.capacity }
+
+    /// Grows both input gradient buffers to at least `count` floats (from `allocate`).
+    public func reserveInputGradient(_ count: Int) {
+        first.reserve(count)
+        second.reserve(count)
+    }
+
+    /// The buffer a layer writes ∂loss/∂input into, given the ∂loss/∂output it reads: the second
+    /// buffer when `outputGradient` lies in the first, else the first (also when it lies outside,
+    /// in the caller's or another network's memory).
+    public func inputGradient(avoiding outputGradient: UnsafePointer<Float>) -> UnsafeMutablePointer<Float> {
+        let start = UnsafePointer(first.base)
+        return (start ..< start + first.capacity).contains(outputGradient) ? second.base : first.base
+    }
 }

@@ -22,7 +22,7 @@ public final class Reshape: Layer {
         self.init([inputShape.reduce(1, *)])
     }
 
-    public func allocate(maxBatch: Int) {}
+    public func allocate(maxBatch: Int, memory: NetworkMemory) {}
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         input

@@ -9,6 +9,8 @@ public final class Sequential {
     /// Non-trainable state (batch norm's running statistics), laid out like `parameters`.
     public let state: ParameterStore
     public let maxBatch: Int
+    /// The input gradient buffers and workspace the layers share (see `NetworkMemory`).
+    public let memory: NetworkMemory
     public var inputCount: Int { layers.first!.inputCount }
     public var outputCount: Int { layers.last!.outputCount }
     /// The output of the last forward pass (nil before the first).
@@ -17,8 +19,9 @@ public final class Sequential {
     public var observer: LayerObserver?
 
     /// Builds the network, lays out its parameters (named `"<index>.<name>"`, e.g.
-    /// `"0.kernel"`), and allocates every activation buffer for `maxBatch`.
-    public init(_ layers: [Layer], maxBatch: Int) {
+    /// `"0.kernel"`), and allocates every activation buffer for `maxBatch`. Networks that run
+    /// one layer call at a time between them (a GAN's two) may pass one `workspace`.
+    public init(_ layers: [Layer], maxBatch: Int, workspace: Workspace = Workspace()) {
         precondition(!layers.isEmpty, "a network needs at least one layer")
         for (a, b) in zip(layers, layers.dropFirst()) {
             precondition(a.outputCount == b.inputCount,
@@ -26,6 +29,7 @@ public final class Sequential {
         }
         self.layers = layers
         self.maxBatch = maxBatch
+        memory = NetworkMemory(workspace: workspace)
         var layout = ParameterLayout()
         for (i, layer) in layers.enumerated() { layer.declareParameters(prefix: "\(i).", in: &layout) }
         parameters = ParameterStore(entries: layout.entries)
@@ -35,7 +39,7 @@ public final class Sequential {
         for layer in layers {
             layer.bind(to: parameters)
             layer.bindState(to: state)
-            layer.allocate(maxBatch: maxBatch)
+            layer.allocate(maxBatch: maxBatch, memory: memory)
         }
     }
 
@@ -62,8 +66,9 @@ public final class Sequential {
     }
 
     /// Backpropagates ∂loss/∂output through the layers of the last forward pass; returns
-    /// ∂loss/∂input when `options.inputGradient`, else nil. Parameter gradients are added to
-    /// `parameters.gradients` (zero them before a new step).
+    /// ∂loss/∂input when `options.inputGradient`, else nil, valid until this network's next
+    /// backward. Parameter gradients are added to `parameters.gradients` (zero them before a
+    /// new step).
     @discardableResult
     public func backward(_ outputGradient: UnsafePointer<Float>, batch: Int,
                          options: BackwardOptions = .init()) -> UnsafePointer<Float>? {

@@ -71,7 +71,8 @@ final class EpochBatcherTests: XCTestCase {
             let examples = Array(try batcher.indices(ofBatch: index))
             XCTAssertEqual(examples, Array(batcher.order[(index * 4)..<(index * 4 + 4)]))
             for (slot, example) in examples.enumerated() {
-                XCTAssertEqual(Array(batch[(slot * 6)..<(slot * 6 + 6)]), Array(shard.pixels[(example * 6)..<(example * 6 + 6)]))
+                XCTAssertEqual(Array(batch[(slot * 6)..<(slot * 6 + 6)]),
+                               shard.pixels[(example * 6)..<(example * 6 + 6)].map { Float($0) / 127.5 - 1 })
                 XCTAssertEqual(batchLabels[slot], UInt8(11 + example), "label of global example \(11 + example)")
             }
             seenInEpoch0 += examples

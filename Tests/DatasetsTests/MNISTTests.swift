@@ -28,20 +28,20 @@ final class MNISTTests: XCTestCase {
         XCTAssertEqual(whole.totalCount, 60_000)
         XCTAssertEqual(whole.rows, 28)
         XCTAssertEqual(whole.columns, 28)
-        XCTAssertEqual(whole.pixels.count, 60_000 * 784)
+        XCTAssertEqual(whole.pixels.count, 60_000 * 784, "one byte per pixel")
         XCTAssertEqual(whole.labels.count, 60_000)
         // Plain pointer loops: the checks run over 47 million values in a debug build.
-        var (low, high, background) = (Float.infinity, -Float.infinity, 0)
+        var (low, high, background) = (UInt8.max, UInt8.min, 0)
         whole.pixels.withUnsafeBufferPointer { pixels in
             for index in 0..<pixels.count {
                 let value = pixels[index]
                 low = min(low, value)
                 high = max(high, value)
-                if value == -1 { background += 1 }
+                if value == 0 { background += 1 }
             }
         }
-        XCTAssertEqual(low, -1)
-        XCTAssertEqual(high, 1)
+        XCTAssertEqual(low, 0)
+        XCTAssertEqual(high, 255)
         // MNIST digits are white on black: most pixels are background.
         XCTAssertGreaterThan(background, whole.pixels.count / 2)
         XCTAssertEqual(whole.labels.max(), 9)
@@ -59,6 +59,29 @@ final class MNISTTests: XCTestCase {
             }
         }
         XCTAssertEqual(first.labels + second.labels, whole.labels)
+    }
+
+    /// Batches of the real training set on 2 ranks: the bytes each rank keeps, converted a
+    /// batch at a time, give exactly x / 127.5 - 1 of the file's bytes.
+    func testRealBatchesMatchTheFile() throws {
+        let directory = try mnistDirectory()
+        let files = try MNISTFiles(directory: directory, split: .train)
+        let (_, file) = try IDX.read(path: files.images, kind: .images)
+        let width = 784
+        var batch = [Float](repeating: .nan, count: 64 * width)
+        for rank in 0..<2 {
+            let batcher = try EpochBatcher(shard: try ImageShard(directory: directory, rank: rank, ranks: 2),
+                                           batchSize: 64, seed: 3)
+            for index in [0, 1, batcher.stepsPerEpoch - 1] {
+                try batch.withUnsafeMutableBufferPointer { try batcher.copyBatch(index, into: $0.baseAddress!) }
+                for (slot, example) in try batcher.indices(ofBatch: index).enumerated() {
+                    let global = batcher.shard.globalRange.lowerBound + example
+                    let expected = file[(global * width)..<((global + 1) * width)].map { (Float($0) / 127.5 - 1).bitPattern }
+                    XCTAssertEqual(batch[(slot * width)..<((slot + 1) * width)].map(\.bitPattern), expected,
+                                   "image \(global), rank \(rank)")
+                }
+            }
+        }
     }
 
     func testTestSplit() throws {

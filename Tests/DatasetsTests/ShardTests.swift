@@ -49,4 +49,53 @@ final class ShardTests: XCTestCase {
             XCTAssertTrue(shards.allSatisfy { $0.totalCount == count && $0.ranks == ranks })
         }
     }
+
+    /// The shard keeps the file's bytes and a batch becomes Floats only when it is copied out.
+    /// Those Floats must be exactly what the Float shard held before: x / 127.5 - 1 computed in
+    /// Float from the file's byte, bit for bit, for every byte value, on every rank; and each
+    /// rank must hold only its own examples' bytes.
+    func testBatchesAreTheFileBytesScaledToSignedUnit() throws {
+        let directory = makeTemporaryDirectory(self)
+        let (count, rows, columns) = (13, 4, 7)
+        let width = rows * columns
+        // 167 is odd, so any 256 consecutive indices give every byte value once.
+        let file = (0..<(count * width)).map { UInt8(truncatingIfNeeded: $0 &* 167) }
+        XCTAssertEqual(Set(file).count, 256, "the fixture should hold every byte value")
+        writeGzip(idxBytes(dimensions: [count, rows, columns], data: file), to: "\(directory)/images.gz")
+        writeRaw(idxBytes(dimensions: [count], data: (0..<count).map { UInt8($0) }), to: "\(directory)/labels")
+
+        for ranks in [1, 2, 3] {
+            for rank in 0..<ranks {
+                let shard = try ImageShard(imagesPath: "\(directory)/images.gz", labelsPath: "\(directory)/labels",
+                                           rank: rank, ranks: ranks)
+                let range = shard.globalRange
+                XCTAssertEqual(shard.pixels, Array(file[(range.lowerBound * width)..<(range.upperBound * width)]),
+                               "rank \(rank) of \(ranks) should hold exactly its own examples' bytes")
+                var batcher = try EpochBatcher(shard: shard, batchSize: 2, seed: 5)
+                var batch = [Float](repeating: .nan, count: 2 * width)
+                for epoch in 0..<2 {
+                    batcher.beginEpoch(epoch)
+                    for index in 0..<batcher.stepsPerEpoch {
+                        try batch.withUnsafeMutableBufferPointer { try batcher.copyBatch(index, into: $0.baseAddress!) }
+                        for (slot, example) in try batcher.indices(ofBatch: index).enumerated() {
+                            let global = range.lowerBound + example
+                            let expected = file[(global * width)..<((global + 1) * width)].map { (Float($0) / 127.5 - 1).bitPattern }
+                            XCTAssertEqual(batch[(slot * width)..<((slot + 1) * width)].map(\.bitPattern), expected,
+                                           "example \(global), rank \(rank) of \(ranks), epoch \(epoch)")
+                        }
+                    }
+                }
+            }
+        }
+
+        // Every byte value through the vector loop and the scalar tail (261 = 16 · 16 + 5).
+        let all = (0..<261).map { UInt8(truncatingIfNeeded: $0 &* 167) }
+        var converted = [Float](repeating: .nan, count: all.count)
+        converted.withUnsafeMutableBufferPointer { out in
+            all.withUnsafeBufferPointer { ImageShard.signedUnit($0, into: out.baseAddress!) }
+        }
+        XCTAssertEqual(converted.map(\.bitPattern), all.map { (Float($0) / 127.5 - 1).bitPattern })
+        XCTAssertEqual(converted[0], -1, "background is -1")
+        XCTAssertEqual(converted[all.firstIndex(of: 255)!], 1, "full intensity is exactly 1")
+    }
 }

@@ -16,7 +16,7 @@ final class DropoutTests: XCTestCase {
         let x = values(5 * 33, seed: 1), dy = values(5 * 33, seed: 2)
         for (rate, training) in [(Float(0), true), (0, false), (0.3, false), (0.9, false)] {
             let layer = Dropout(33, rate: rate)
-            layer.allocate(maxBatch: 5)
+            layer.allocate(maxBatch: 5, memory: NetworkMemory())
             let y = forward(layer, x, batch: 5, context: .init(training: training, random: stream))
             XCTAssertEqual(y, x, "rate \(rate), training \(training)")
             XCTAssertEqual(backward(layer, dy, batch: 5), dy)
@@ -26,7 +26,7 @@ final class DropoutTests: XCTestCase {
     func testMaskRateScaleAndBackward() {
         let (batch, count) = (100, 1000) // 100,000 values
         let layer = Dropout(count, rate: 0.3)
-        layer.allocate(maxBatch: batch)
+        layer.allocate(maxBatch: batch, memory: NetworkMemory())
         let x = values(batch * count, seed: 3).map { $0 + 10 } // never zero
         let y = forward(layer, x, batch: batch, context: .init(training: true, random: stream))
         let kept = zip(x, y).filter { $0.1 != 0 }
@@ -48,8 +48,8 @@ final class DropoutTests: XCTestCase {
         // One rank with 4 examples draws what two ranks with 2 each (examples 0-1 and 2-3) draw.
         let count = 29
         let whole = Dropout(count, rate: 0.3), half = Dropout(count, rate: 0.3)
-        whole.allocate(maxBatch: 4)
-        half.allocate(maxBatch: 2)
+        whole.allocate(maxBatch: 4, memory: NetworkMemory())
+        half.allocate(maxBatch: 2, memory: NetworkMemory())
         let x = values(4 * count, seed: 4)
         let y = forward(whole, x, batch: 4, context: .init(training: true, random: stream, firstExample: 0))
         let first = forward(half, Array(x[..<(2 * count)]), batch: 2,
