@@ -1,4 +1,9 @@
+#define _GNU_SOURCE
 #include "CCPUFeatures.h"
+#include <unistd.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -38,3 +43,20 @@ int gantry_cpu_supports_avx512(void) {
 int gantry_cpu_supports_avx2_fma(void) { return 0; }
 int gantry_cpu_supports_avx512(void) { return 0; }
 #endif
+
+int gantry_available_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int count = CPU_COUNT(&set);
+        if (count > 0) return count;
+    }
+#endif
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}
+
+int gantry_online_cpus(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}

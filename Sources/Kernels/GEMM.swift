@@ -33,33 +33,62 @@ public enum GEMMBlocking {
 }
 
 /// The packing buffers and loops of the multiply for one tile shape. One engine must not be
-/// used from two threads at once.
+/// used from two threads at once (a multiply on a pool uses the pool's threads itself).
 public struct GEMMEngine<Tile: MicroKernel> {
     @usableFromInline let packedA: UnsafeMutablePointer<Float>
     @usableFromInline let packedB: UnsafeMutablePointer<Float>
     /// An MR x NR tile for the edges of C, where a full tile would write out of bounds.
     @usableFromInline let edgeTile: UnsafeMutablePointer<Float>
+    /// Threads this engine has buffers for: `packedA` and `edgeTile` are the first of
+    /// `threads` blocks, one per thread; `packedB` is shared.
+    @usableFromInline let threads: Int
 
-    public init() {
+    /// Buffers for multiplies split over up to `threads` threads.
+    public init(threads: Int = 1) {
         precondition(GEMMBlocking.mc % Tile.mr == 0 && GEMMBlocking.nc % Tile.nr == 0, "blocks must hold whole tiles")
-        packedA = .allocate(capacity: GEMMBlocking.mc * GEMMBlocking.kc)
-        packedB = .allocate(capacity: GEMMBlocking.kc * GEMMBlocking.nc)
-        edgeTile = .allocate(capacity: Tile.mr * Tile.nr)
+        precondition(threads >= 1, "an engine needs at least one thread")
+        packedA = .allocate(capacity: threads * GEMMBlocking.mc * GEMMBlocking.kc)
+        packedB = .allocate(capacity: threads * GEMMEngine.panelsPerThread(threads) * GEMMBlocking.kc * Tile.nr)
+        edgeTile = .allocate(capacity: threads * Tile.mr * Tile.nr)
+        self.threads = threads
+    }
+
+    /// A view on other buffers (one thread's share of a parallel multiply); owns nothing.
+    @usableFromInline
+    init(packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
+         edgeTile: UnsafeMutablePointer<Float>) {
+        self.packedA = packedA
+        self.packedB = packedB
+        self.edgeTile = edgeTile
+        threads = 1
     }
 
     public func deallocate() {
         packedA.deallocate(); packedB.deallocate(); edgeTile.deallocate()
     }
 
-    /// `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`; see `Backend.gemm`.
+    /// The most NR panels of one NC block a thread packs when a multiply splits them over
+    /// `threads`: B has room for `threads` such runs (one NC block when `threads` is 1).
+    @inlinable
+    static func panelsPerThread(_ threads: Int) -> Int {
+        (GEMMBlocking.nc / Tile.nr + threads - 1) / threads
+    }
+
+    /// `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`; see `Backend.gemm`. With a `pool` of more
+    /// than one thread (at most `threads`), the work is split over it (see `multiplyInParallel`).
     @inlinable
     public func multiply(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, pool: ThreadPool? = nil) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
+        }
+        if let pool, pool.count > 1 {
+            precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
+            return multiplyInParallel(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                                      a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate, pool: pool)
         }
         var jc = 0
         while jc < n {
@@ -80,6 +109,80 @@ public struct GEMMEngine<Tile: MicroKernel> {
                 pc += kc
             }
             jc += nc
+        }
+    }
+
+    /// The same multiply on `pool.count` threads: the driver loops (NC and KC blocks) run on
+    /// every thread; what is split is the work inside one (NC, KC) block, in one of two ways.
+    ///
+    /// - By rows of C, when each thread gets at least an MC block (or the block has fewer NR
+    ///   panels than threads): the threads pack disjoint NR panels of the shared B block,
+    ///   meet at a barrier, multiply their own rows (packing A into their own buffers), and
+    ///   meet again before B is repacked.
+    /// - Else by NR panels of C's columns (small M, the MLP's batch): each thread packs its own
+    ///   panels of B, into a region of B's buffer that is its own whatever the block (threads
+    ///   run through the NC and KC blocks at their own pace), and the whole of A into its own
+    ///   buffer; no barrier at all.
+    ///
+    /// Either way each element of C is computed by one thread with the single-threaded
+    /// multiply's operations in its order (the same KC blocks, the same FMA sequence; an edge
+    /// tile adds to C as a full tile does), so the result is bit-identical to one thread's.
+    @inlinable
+    func multiplyInParallel(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, pool: ThreadPool) {
+        let mr = Tile.mr, nr = Tile.nr, team = pool.count
+        let rowTiles = (m + mr - 1) / mr
+        let panelsPerBlock = (min(n, GEMMBlocking.nc) + nr - 1) / nr
+        let byRows = m >= team * GEMMBlocking.mc || (panelsPerBlock < team && rowTiles > panelsPerBlock)
+        // Rows per thread: whole MR tiles, as even as they go.
+        let rowsPerThread = (rowTiles + team - 1) / team * mr
+        pool.run { t in
+            let own = GEMMEngine(packedA: packedA + t * GEMMBlocking.mc * GEMMBlocking.kc, packedB: packedB,
+                                 edgeTile: edgeTile + t * mr * nr)
+            var jc = 0
+            while jc < n {
+                let nc = min(GEMMBlocking.nc, n - jc)
+                let panels = (nc + nr - 1) / nr
+                // This thread's NR panels of the block: p0 ..< p1.
+                let p0 = panels * t / team, p1 = panels * (t + 1) / team
+                let columns = min(nc, p1 * nr) - p0 * nr
+                var pc = 0
+                while pc < k {
+                    let kc = min(GEMMBlocking.kc, k - pc)
+                    let add = accumulate || pc > 0
+                    if byRows {
+                        if columns > 0 {
+                            GEMMEngine(packedA: own.packedA, packedB: packedB + p0 * kc * nr, edgeTile: own.edgeTile)
+                                .packB(transposeB, b, ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
+                        }
+                        pool.barrier()
+                        var ic = min(m, t * rowsPerThread)
+                        let end = min(m, ic + rowsPerThread)
+                        while ic < end {
+                            let mc = min(GEMMBlocking.mc, end - ic)
+                            own.packA(transposeA, a, lda, row: ic, column: pc, mc: mc, kc: kc)
+                            own.macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: add)
+                            ic += mc
+                        }
+                        // B is repacked next: wait until every thread is done with it.
+                        if pc + kc < k || jc + nc < n { pool.barrier() }
+                    } else if columns > 0 {
+                        let region = t * GEMMEngine.panelsPerThread(team) * GEMMBlocking.kc * nr
+                        let mine = GEMMEngine(packedA: own.packedA, packedB: packedB + region, edgeTile: own.edgeTile)
+                        mine.packB(transposeB, b, ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
+                        var ic = 0
+                        while ic < m {
+                            let mc = min(GEMMBlocking.mc, m - ic)
+                            mine.packA(transposeA, a, lda, row: ic, column: pc, mc: mc, kc: kc)
+                            mine.macroKernel(mc: mc, nc: columns, kc: kc, c: c + ic * ldc + jc + p0 * nr, ldc: ldc, add: add)
+                            ic += mc
+                        }
+                    }
+                    pc += kc
+                }
+                jc += nc
+            }
         }
     }
 

@@ -12,62 +12,125 @@ import Darwin
 /// Elementwise kernels compute each lane with the same operations whatever the width, so the
 /// instruction sets agree bit for bit; reductions (`sum`) keep a fixed 8-lane order for the
 /// same reason. No allocation per call; one instance must not be used from two threads at once.
+///
+/// Threads: the GEMM and the elementwise kernels split their work over `pool` when it is
+/// large enough (`thresholds`). Every output value is computed by one thread with the same
+/// operations as without the split, and the reductions (`sum`, the loss) stay on one thread,
+/// so results are bit-identical for every thread count.
 public protocol VectorBackend: Backend {
     associatedtype Vector: FloatVector
     associatedtype Tile: MicroKernel
     var engine: GEMMEngine<Tile> { get }
+    /// The threads the kernels split over (the caller is one of them).
+    var pool: ThreadPool { get }
+    var thresholds: ParallelThresholds { get }
+}
+
+/// Below which sizes a kernel runs on the calling thread alone: waking the pool costs a few
+/// microseconds, which a small kernel does not repay. Measured on a 2-core Zen 5 (see
+/// `measured`); any value gives the same results, only the speed changes.
+public struct ParallelThresholds: Sendable, Equatable {
+    /// Multiply-adds (m·n·k) of the smallest GEMM that is split.
+    public var gemm: Int
+    /// Values of the smallest elementwise kernel (or bias matrix) that is split.
+    public var elementwise: Int
+
+    public init(gemm: Int, elementwise: Int) {
+        self.gemm = gemm
+        self.elementwise = elementwise
+    }
+
+    /// Break-even sizes of 2 threads against 1 (measured; see the README's Speed section).
+    public static let measured = ParallelThresholds(gemm: 1 << 18, elementwise: 1 << 15)
+    /// Split everything, however small: what the tests use to exercise every split.
+    public static let always = ParallelThresholds(gemm: 0, elementwise: 0)
 }
 
 extension VectorBackend {
+    /// Calls `body(start, count)` on the calling thread for the whole of `0 ..< count`, or
+    /// on every thread of the pool for contiguous pieces of it when `count` is at least
+    /// `minimum`. Pieces start at multiples of `granularity` (16 floats: one cache line, so
+    /// neighbours never share one, and whole vectors of every width).
+    @inlinable @inline(__always)
+    func split(_ count: Int, granularity: Int = 16, minimum: Int, _ body: (Int, Int) -> Void) {
+        let team = pool.count
+        guard team > 1, count >= minimum, count > granularity else { return body(0, count) }
+        let units = (count + granularity - 1) / granularity
+        pool.run { t in
+            let start = min(count, units * t / team * granularity)
+            let end = min(count, units * (t + 1) / team * granularity)
+            if end > start { body(start, end - start) }
+        }
+    }
+
     @inlinable
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         engine.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                        a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate)
+                        a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate,
+                        pool: m * n * k >= thresholds.gemm ? pool : nil)
     }
 
+    /// Rows split over the threads.
     @inlinable
     public func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        for r in 0..<rows { axpy(1, bias, x + r * columns, count: columns) }
+        let minimumRows = (thresholds.elementwise + columns - 1) / max(columns, 1)
+        split(rows, granularity: 1, minimum: minimumRows) { first, count in
+            for r in first ..< first + count { vectorAXPY(1, bias, x + r * columns, count: columns) }
+        }
     }
 
+    /// Columns split over the threads; each column is summed in row order whatever the split.
     @inlinable
     public func accumulateBiasGradient(_ dy: UnsafePointer<Float>, rows: Int, columns: Int,
                                        into biasGradient: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows { axpy(1, dy + r * columns, biasGradient, count: columns) }
+        let minimumColumns = (thresholds.elementwise + rows - 1) / max(rows, 1)
+        split(columns, minimum: minimumColumns) { first, count in
+            for r in 0..<rows { vectorAXPY(1, dy + r * columns + first, biasGradient + first, count: count) }
+        }
     }
 
     @inlinable
     public func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
         let s = Vector(repeating: slope), zero = Vector()
-        vectorMap(x, y, count) { (v: Vector) in v.replacing(with: v * s, where: v, isAtMost: zero) }
+        split(count, minimum: thresholds.elementwise) { i, n in
+            vectorMap(x + i, y + i, n) { (v: Vector) in v.replacing(with: v * s, where: v, isAtMost: zero) }
+        }
     }
 
     @inlinable
     public func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
         let s = Vector(repeating: slope), zero = Vector()
-        vectorZipMap(x, dy, dx, count) { (xv: Vector, g: Vector) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
+        split(count, minimum: thresholds.elementwise) { i, n in
+            vectorZipMap(x + i, dy + i, dx + i, n) { (xv: Vector, g: Vector) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
+        }
     }
 
     @inlinable
     public func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        vectorMap(x, y, count) { (v: Vector) in fastTanh(v) }
+        split(count, minimum: thresholds.elementwise) { i, n in
+            vectorMap(x + i, y + i, n) { (v: Vector) in fastTanh(v) }
+        }
     }
 
     @inlinable
     public func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                              _ dx: UnsafeMutablePointer<Float>, count: Int) {
         let one = Vector(repeating: 1)
-        vectorZipMap(y, dy, dx, count) { (yv: Vector, g: Vector) in g * (one - yv * yv) }
+        split(count, minimum: thresholds.elementwise) { i, n in
+            vectorZipMap(y + i, dy + i, dx + i, n) { (yv: Vector, g: Vector) in g * (one - yv * yv) }
+        }
     }
 
     @inlinable
     public func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         // sigmoid(x) = (1 + tanh(x/2)) / 2, exact identity; reuses the vector tanh.
         let half = Vector(repeating: 0.5)
-        vectorMap(x, y, count) { (v: Vector) in half + half * fastTanh(v * half) }
+        split(count, minimum: thresholds.elementwise) { i, n in
+            vectorMap(x + i, y + i, n) { (v: Vector) in half + half * fastTanh(v * half) }
+        }
     }
 
     @inlinable
@@ -100,14 +163,22 @@ extension VectorBackend {
 
     @inlinable
     public func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        let a = Vector(repeating: alpha)
-        vectorZipMap(x, y, y, count) { (xv: Vector, yv: Vector) in yv.addingProduct(a, xv) }
+        split(count, minimum: thresholds.elementwise) { i, n in vectorAXPY(alpha, x + i, y + i, count: n) }
     }
 
     @inlinable
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
         let a = Vector(repeating: alpha)
-        vectorMap(x, x, count) { (v: Vector) in v * a }
+        split(count, minimum: thresholds.elementwise) { i, n in
+            vectorMap(x + i, x + i, n) { (v: Vector) in v * a }
+        }
+    }
+
+    /// `y += alpha * x` on the calling thread: the body of `axpy` and of the bias kernels.
+    @inlinable @inline(__always)
+    func vectorAXPY(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
+        let a = Vector(repeating: alpha)
+        vectorZipMap(x, y, y, count) { (xv: Vector, yv: Vector) in yv.addingProduct(a, xv) }
     }
 }
 

@@ -6,4 +6,9 @@ int gantry_cpu_supports_avx2_fma(void);
 /// 1 when the CPU executes the AVX-512 subsets of x86-64-v4 (F, CD, BW, DQ, VL) and the OS
 /// saves the zmm and mask registers (XCR0 bits 1, 2, 5, 6, 7, read with XGETBV), else 0.
 int gantry_cpu_supports_avx512(void);
+/// The CPUs this process may run on: its affinity mask (sched_getaffinity, which
+/// `mpirun --bind-to` narrows), or the online CPUs where there is none; at least 1.
+int gantry_available_cpus(void);
+/// The CPUs online on this host, whatever this process's affinity; at least 1.
+int gantry_online_cpus(void);
 #endif

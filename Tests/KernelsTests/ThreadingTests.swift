@@ -1,0 +1,150 @@
+import XCTest
+import Backends
+@testable import Kernels
+
+/// The thread pool, and every kernel split over 2 and 3 threads against the same kernel on
+/// one, bit for bit, on every instruction set this CPU supports. The backends split even the
+/// smallest kernels here (`.always`), so every split is exercised on shapes that are not
+/// multiples of the tiles, vectors or blocks; `.measured` thresholds are checked too.
+final class ThreadingTests: XCTestCase {
+    func random(_ count: Int, seed: UInt64) -> [Float] {
+        let stream = RandomStream(seed: seed)
+        return (0..<count).map { stream.unitFloat(at: UInt64($0)) * 2 - 1 }
+    }
+
+    /// (ISA, threads, thresholds) for every multi-threaded backend compared with one thread.
+    func backends() -> [(isa: InstructionSet, single: Backend, split: [(String, Backend)])] {
+        Backends.supported.map { isa in
+            let split: [(String, Backend)] = [2, 3].flatMap { threads in
+                [("\(threads) threads, always", try! Backends.make(isa, threads: threads, thresholds: .always)),
+                 ("\(threads) threads, measured", try! Backends.make(isa, threads: threads))]
+            }
+            return (isa, try! Backends.make(isa), split)
+        }
+    }
+
+    // MARK: The pool
+
+    func testRunCallsEveryWorkerOnceAndBarriersOrderPhases() {
+        for threads in 1...4 {
+            let pool = ThreadPool(threads: threads)
+            var calls = [Int](repeating: 0, count: threads)
+            var phases = [Int](repeating: -1, count: threads * 3)
+            calls.withUnsafeMutableBufferPointer { calls in
+                phases.withUnsafeMutableBufferPointer { phases in
+                    for round in 0..<200 {
+                        pool.run { i in
+                            calls[i] += 1
+                            // Each phase writes one slot per worker; after the barrier every
+                            // worker sees every slot of the phase before.
+                            for phase in 0..<3 {
+                                phases[phase * threads + i] = round * 3 + phase
+                                pool.barrier()
+                                for j in 0..<threads { precondition(phases[phase * threads + j] == round * 3 + phase) }
+                                pool.barrier()
+                            }
+                        }
+                    }
+                }
+            }
+            XCTAssertEqual(calls, [Int](repeating: 200, count: threads), "\(threads) threads")
+        }
+    }
+
+    func testPoolWakesAfterItsThreadsSleep() {
+        let pool = ThreadPool(threads: 3)
+        var sum = [0, 0, 0]
+        for _ in 0..<3 {
+            usleep(20_000) // long enough for every worker to stop spinning and sleep
+            sum.withUnsafeMutableBufferPointer { s in pool.run { i in s[i] += i + 1 } }
+        }
+        XCTAssertEqual(sum, [3, 6, 9])
+    }
+
+    func testDefaultThreadsIsAFairShareOfTheCoresAtLeastOne() {
+        XCTAssertGreaterThanOrEqual(Backends.availableCores, 1)
+        XCTAssertLessThanOrEqual(Backends.availableCores, Backends.onlineCores)
+        XCTAssertEqual(Backends.defaultThreads(localRanks: 1), Backends.availableCores)
+        XCTAssertEqual(Backends.defaultThreads(localRanks: 1000), 1)
+        XCTAssertLessThanOrEqual(Backends.defaultThreads(localRanks: 2), max(1, Backends.onlineCores / 2))
+    }
+
+    // MARK: Kernels, bit for bit
+
+    func testGEMMIsBitIdenticalForEveryThreadCount() {
+        // Shapes smaller and larger than the tiles (6 x 16, 12 x 32) and blocks (MC 96, KC 256,
+        // NC 1024); M small with N large and the reverse; K over several KC blocks.
+        let shapes = [(1, 1, 1), (5, 7, 3), (13, 37, 300), (64, 25, 64), (3, 2100, 70), (2000, 3, 50),
+                      (7, 1030, 600), (300, 40, 600), (197, 1100, 530), (200, 70, 9)]
+        for (isa, single, split) in backends() {
+            var seed: UInt64 = 100
+            for (m, n, k) in shapes {
+                for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                    for accumulate in [false, true] {
+                        seed += 1
+                        let a = random(m * k, seed: seed), b = random(k * n, seed: seed + 1), c0 = random(m * n, seed: seed + 2)
+                        let lda = ta ? m : k, ldb = tb ? k : n
+                        var expected = c0
+                        single.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                                    c: &expected, ldc: n, accumulate: accumulate)
+                        for (name, backend) in split {
+                            var c = c0
+                            backend.gemm(transposeA: ta, transposeB: tb, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
+                                         c: &c, ldc: n, accumulate: accumulate)
+                            XCTAssert(c == expected, "[\(isa) \(name)] gemm \(m)x\(n)x\(k) tA=\(ta) tB=\(tb) acc=\(accumulate)")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    func testGEMMWithLeadingDimensionsLeavesTheRestOfCAlone() {
+        for (isa, single, split) in backends() {
+            let m = 150, n = 70, k = 30, ldc = 101
+            let a = random(m * k, seed: 3), b = random(k * n, seed: 4)
+            var expected = [Float](repeating: 42, count: m * ldc)
+            single.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n,
+                        c: &expected, ldc: ldc, accumulate: false)
+            for (name, backend) in split {
+                var c = [Float](repeating: 42, count: m * ldc)
+                backend.gemm(transposeA: false, transposeB: false, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n,
+                             c: &c, ldc: ldc, accumulate: false)
+                XCTAssert(c == expected, "[\(isa) \(name)] strided C")
+            }
+        }
+    }
+
+    func testElementwiseKernelsAreBitIdenticalForEveryThreadCount() {
+        for (isa, single, split) in backends() {
+            for count in [1, 15, 17, 100, 1001, 40_003, 100_000] {
+                let x = random(count, seed: UInt64(count)).map { $0 * 6 }
+                let dy = random(count, seed: UInt64(count) + 7)
+                func same(_ what: String, _ f: (Backend, UnsafeMutablePointer<Float>) -> Void) {
+                    var expected = dy
+                    f(single, &expected)
+                    for (name, backend) in split {
+                        var y = dy
+                        f(backend, &y)
+                        XCTAssert(y == expected, "[\(isa) \(name)] \(what) of \(count)")
+                    }
+                }
+                same("leakyReLU") { $0.leakyReLU(x, $1, count: count, slope: 0.3) }
+                same("leakyReLU in place") { $0.leakyReLU($1, $1, count: count, slope: 0.01) }
+                same("leakyReLU backward") { $0.leakyReLUBackward(x, dy, $1, count: count, slope: 0.3) }
+                same("tanh") { $0.tanh(x, $1, count: count) }
+                same("tanh backward") { $0.tanhBackward(dy, x, $1, count: count) }
+                same("sigmoid") { $0.sigmoid(x, $1, count: count) }
+                same("axpy") { $0.axpy(0.37, x, $1, count: count) }
+                same("scale") { $0.scale($1, by: -1.7, count: count) }
+                for columns in [1, 7, 64, 100] where count % columns == 0 {
+                    let rows = count / columns
+                    same("bias \(rows)x\(columns)") { $0.addBias(x, to: $1, rows: rows, columns: columns) }
+                    same("bias gradient \(rows)x\(columns)") {
+                        $0.accumulateBiasGradient(x, rows: rows, columns: columns, into: $1)
+                    }
+                }
+            }
+        }
+    }
+}
