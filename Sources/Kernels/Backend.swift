@@ -58,4 +58,25 @@ public protocol Backend: AnyObject {
 
     /// `x *= alpha`.
     func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int)
+
+    /// `geometry.im2col` of `batch` images (see `ConvolutionGeometry`), through the backend
+    /// so that it can split the examples over its threads.
+    func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
+                into columns: UnsafeMutablePointer<Float>)
+
+    /// `geometry.col2im` of `batch` examples' columns (the images are overwritten).
+    func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
+                into image: UnsafeMutablePointer<Float>)
+}
+
+extension Backend {
+    public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
+                       into columns: UnsafeMutablePointer<Float>) {
+        geometry.im2col(image, batch: batch, into: columns)
+    }
+
+    public func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
+                       into image: UnsafeMutablePointer<Float>) {
+        geometry.col2im(columns, batch: batch, into: image)
+    }
 }

@@ -174,6 +174,27 @@ extension VectorBackend {
         }
     }
 
+    /// Examples split over the threads: each example's rows of the column matrix are its own.
+    @inlinable
+    public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
+                       into columns: UnsafeMutablePointer<Float>) {
+        let perExample = geometry.outputPixels * geometry.columnCount
+        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample) { first, count in
+            geometry.im2col(image + first * geometry.inputCount, batch: count, into: columns + first * perExample)
+        }
+    }
+
+    /// Examples split over the threads: each writes its own images, adding its taps in the
+    /// order one thread does.
+    @inlinable
+    public func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
+                       into image: UnsafeMutablePointer<Float>) {
+        let perExample = geometry.outputPixels * geometry.columnCount
+        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample) { first, count in
+            geometry.col2im(columns + first * perExample, batch: count, into: image + first * geometry.inputCount)
+        }
+    }
+
     /// `y += alpha * x` on the calling thread: the body of `axpy` and of the bias kernels.
     @inlinable @inline(__always)
     func vectorAXPY(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {

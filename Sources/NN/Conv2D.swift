@@ -53,7 +53,7 @@ public final class Conv2D: Layer {
 
     public func forward(_ input: UnsafePointer<Float>, batch: Int, context: ForwardContext) -> UnsafePointer<Float> {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
-        geometry.im2col(input, batch: batch, into: columns.base)
+        backend.im2col(geometry, input, batch: batch, into: columns.base)
         // y (rows x filters) = columns (rows x n) · K (n x filters)
         backend.gemm(transposeA: false, transposeB: false, m: rows, n: filters, k: n,
                      a: columns.base, lda: n, b: weights.kernel, ldb: filters,
@@ -79,7 +79,7 @@ public final class Conv2D: Layer {
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: filters,
                      a: dy, lda: filters, b: weights.kernel, ldb: filters,
                      c: columnGradient.base, ldc: n, accumulate: false)
-        geometry.col2im(columnGradient.base, batch: batch, into: inputGradient.base)
+        backend.col2im(geometry, columnGradient.base, batch: batch, into: inputGradient.base)
         return UnsafePointer(inputGradient.base)
     }
 }

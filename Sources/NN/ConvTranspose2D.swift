@@ -66,7 +66,7 @@ public final class ConvTranspose2D: Layer {
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: inputChannels,
                      a: input, lda: inputChannels, b: weights.kernel, ldb: inputChannels,
                      c: columns.base, ldc: n, accumulate: false)
-        geometry.col2im(columns.base, batch: batch, into: output.base)
+        backend.col2im(geometry, columns.base, batch: batch, into: output.base)
         if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: batch * geometry.inputHeight * geometry.inputWidth,
                                       columns: filters) }
         return UnsafePointer(output.base)
@@ -76,7 +76,7 @@ public final class ConvTranspose2D: Layer {
                          needInputGradient: Bool) -> UnsafePointer<Float>? {
         let rows = batch * geometry.outputPixels, n = geometry.columnCount
         guard parameterGradients || needInputGradient else { return nil }
-        geometry.im2col(dy, batch: batch, into: columns.base)
+        backend.im2col(geometry, dy, batch: batch, into: columns.base)
         if parameterGradients {
             // dK (n x inputChannels) += im2col(dy)ᵀ · x
             backend.gemm(transposeA: true, transposeB: false, m: n, n: inputChannels, k: rows,

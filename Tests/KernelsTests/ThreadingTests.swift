@@ -147,4 +147,25 @@ final class ThreadingTests: XCTestCase {
             }
         }
     }
+
+    func testIm2colAndCol2imAreBitIdenticalForEveryThreadCount() {
+        for (isa, single, split) in backends() {
+            for (h, w, c, k, stride, batch) in [(28, 28, 1, 5, 2, 5), (7, 9, 3, 3, 1, 3), (14, 14, 64, 5, 2, 2)] {
+                let g = ConvolutionGeometry.same(inputHeight: h, inputWidth: w, channels: c, kernelSize: k, stride: stride)
+                let image = random(batch * g.inputCount, seed: 21)
+                let columns = random(batch * g.outputPixels * g.columnCount, seed: 22)
+                var expectedColumns = [Float](repeating: .nan, count: columns.count)
+                var expectedImage = [Float](repeating: .nan, count: image.count)
+                single.im2col(g, image, batch: batch, into: &expectedColumns)
+                single.col2im(g, columns, batch: batch, into: &expectedImage)
+                for (name, backend) in split {
+                    var x = [Float](repeating: .nan, count: columns.count), y = [Float](repeating: .nan, count: image.count)
+                    backend.im2col(g, image, batch: batch, into: &x)
+                    backend.col2im(g, columns, batch: batch, into: &y)
+                    XCTAssert(x == expectedColumns, "[\(isa) \(name)] im2col \((h, w, c, k, stride, batch))")
+                    XCTAssert(y == expectedImage, "[\(isa) \(name)] col2im \((h, w, c, k, stride, batch))")
+                }
+            }
+        }
+    }
 }
