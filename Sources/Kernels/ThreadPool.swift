@@ -14,9 +14,10 @@ import Synchronization
 /// allocates nothing: the body is a non-escaping closure on the caller's stack, and the pool
 /// keeps only its address for the length of the call.
 ///
-/// Between dispatches a worker spins for a few microseconds (the next kernel of a step
-/// usually follows at once), then sleeps on a condition variable, so an idle pool (between
-/// steps, during an all-reduce) does not burn a core that another rank or process could use.
+/// Between dispatches a worker polls for 100 µs (the next kernel of a step usually follows at
+/// once), then sleeps on a condition variable, so an idle pool (between steps, during an
+/// all-reduce) does not burn a core that another rank or process could use. The caller
+/// waits for the workers the same way.
 /// Barriers inside a body spin and yield: the work between them is split evenly, so waits
 /// are short unless the OS has taken a core away, and then yielding gives it back.
 ///
@@ -49,11 +50,14 @@ public final class ThreadPool: @unchecked Sendable {
     private nonisolated(unsafe) var callerSleeping = false
     private nonisolated(unsafe) var workers: [pthread_t] = []
 
-    /// Spins before sleeping, in polls of an atomic: tens of microseconds, longer than the
-    /// gap between two kernels of a step and much shorter than a scheduler tick.
-    static let spinsBeforeSleeping = 20_000
-    /// Spins at a barrier before each `sched_yield`.
-    static let spinsBeforeYielding = 200
+    /// How long a waiting thread polls before it sleeps: longer than it takes to wake a
+    /// sleeping thread (50-100 µs here), or a caller and a worker that keep missing each
+    /// other sleep and wake on every kernel (measured: a 2-thread 64 x 64 x 64 multiply took
+    /// 12 µs instead of 3 with 20 µs of polling); short enough that the serial parts of a
+    /// step (Adam, batch norm) leave the worker's core to others.
+    static let spinNanoseconds = 100_000
+    /// Polls between `sched_yield`s once a wait is no longer short.
+    static let spinsBeforeYielding = 256
 
     /// A team of `threads` (at least 1); starts `threads - 1` threads.
     public init(threads: Int) {
@@ -134,37 +138,49 @@ public final class ThreadPool: @unchecked Sendable {
     }
 
     private func waitForWorkers() {
-        var spins = 0
-        while running.load(ordering: .acquiring) != 0 {
-            spins += 1
-            if spins == ThreadPool.spinsBeforeSleeping {
-                pthread_mutex_lock(lock)
-                callerSleeping = true
-                while running.load(ordering: .acquiring) != 0 { pthread_cond_wait(done, lock) }
-                callerSleeping = false
-                pthread_mutex_unlock(lock)
-                return
+        if ThreadPool.spin(until: { running.load(ordering: .acquiring) == 0 }) { return }
+        pthread_mutex_lock(lock)
+        callerSleeping = true
+        while running.load(ordering: .acquiring) != 0 { pthread_cond_wait(done, lock) }
+        callerSleeping = false
+        pthread_mutex_unlock(lock)
+    }
+
+    /// Polls `ready` until it holds (true) or `spinNanoseconds` have passed (false): a few
+    /// microseconds without a system call, then yielding the core between polls, so a thread
+    /// of this team that the OS has parked on this core gets to run.
+    @inline(__always)
+    static func spin(until ready: () -> Bool) -> Bool {
+        var polls = 0, deadline = 0
+        while !ready() {
+            polls += 1
+            if polls % spinsBeforeYielding == 0 {
+                let now = monotonicNanoseconds()
+                if deadline == 0 { deadline = now + spinNanoseconds } else if now >= deadline { return false }
+                if polls >= 16 * spinsBeforeYielding { sched_yield() }
             }
         }
+        return true
+    }
+
+    @inline(__always)
+    static func monotonicNanoseconds() -> Int {
+        var t = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &t)
+        return t.tv_sec * 1_000_000_000 + t.tv_nsec
     }
 
     private func workerLoop(_ index: Int) {
         var seen = 0
         while true {
-            var spins = 0
-            var current = generation.load(ordering: .acquiring)
-            while current == seen {
-                spins += 1
-                if spins >= ThreadPool.spinsBeforeSleeping {
-                    pthread_mutex_lock(lock)
-                    sleepingWorkers += 1
-                    while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, lock) }
-                    sleepingWorkers -= 1
-                    pthread_mutex_unlock(lock)
-                }
-                current = generation.load(ordering: .acquiring)
+            if !ThreadPool.spin(until: { generation.load(ordering: .acquiring) != seen }) {
+                pthread_mutex_lock(lock)
+                sleepingWorkers += 1
+                while generation.load(ordering: .acquiring) == seen { pthread_cond_wait(wake, lock) }
+                sleepingWorkers -= 1
+                pthread_mutex_unlock(lock)
             }
-            seen = current
+            seen = generation.load(ordering: .acquiring)
             if stopping.load(ordering: .acquiring) { return }
             invoke(body!, index)
             if running.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 {
