@@ -41,7 +41,7 @@ public struct ParallelThresholds: Sendable, Equatable {
     }
 
     /// Break-even sizes of 2 threads against 1 (measured; see the README's Speed section).
-    public static let measured = ParallelThresholds(gemm: 1 << 18, elementwise: 1 << 15)
+    public static let measured = ParallelThresholds(gemm: 1 << 17, elementwise: 1 << 14)
     /// Split everything, however small: what the tests use to exercise every split.
     public static let always = ParallelThresholds(gemm: 0, elementwise: 0)
 }
@@ -49,16 +49,20 @@ public struct ParallelThresholds: Sendable, Equatable {
 extension VectorBackend {
     /// Calls `body(start, count)` on the calling thread for the whole of `0 ..< count`, or
     /// on every thread of the pool for contiguous pieces of it when `count` is at least
-    /// `minimum`. Pieces start at multiples of `granularity` (16 floats: one cache line, so
-    /// neighbours never share one, and whole vectors of every width).
+    /// `minimum`. Pieces are whole multiples of `granularity` but for the first and last;
+    /// with an `output` (the floats written are `output[0 ..< count]`), pieces start on its
+    /// cache lines, so no two threads write one line.
     @inlinable @inline(__always)
-    func split(_ count: Int, granularity: Int = 16, minimum: Int, _ body: (Int, Int) -> Void) {
+    func split(_ count: Int, granularity: Int = 16, output: UnsafeMutablePointer<Float>? = nil,
+               minimum: Int, _ body: (Int, Int) -> Void) {
         let team = pool.count
         guard team > 1, count >= minimum, count > granularity else { return body(0, count) }
-        let units = (count + granularity - 1) / granularity
+        // Floats before the first cache-line boundary of `output` go to the first piece.
+        let head = output.map { min(count, (64 - Int(bitPattern: $0) % 64) % 64 / MemoryLayout<Float>.size) } ?? 0
+        let units = (count - head + granularity - 1) / granularity
         pool.run { t in
-            let start = min(count, units * t / team * granularity)
-            let end = min(count, units * (t + 1) / team * granularity)
+            let start = t == 0 ? 0 : min(count, head + units * t / team * granularity)
+            let end = min(count, head + units * (t + 1) / team * granularity)
             if end > start { body(start, end - start) }
         }
     }
@@ -82,19 +86,32 @@ extension VectorBackend {
     }
 
     /// Columns split over the threads; each column is summed in row order whatever the split.
+    /// A thread adds up to 128 columns at a time on its stack and writes them back once: the
+    /// gradient buffer itself, written on every row, would share a cache line between two
+    /// threads at the seam of their columns (measured 3-4x slower than one thread).
     @inlinable
     public func accumulateBiasGradient(_ dy: UnsafePointer<Float>, rows: Int, columns: Int,
                                        into biasGradient: UnsafeMutablePointer<Float>) {
         let minimumColumns = (thresholds.elementwise + rows - 1) / max(rows, 1)
         split(columns, minimum: minimumColumns) { first, count in
-            for r in 0..<rows { vectorAXPY(1, dy + r * columns + first, biasGradient + first, count: count) }
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 128) { buffer in
+                let sums = buffer.baseAddress!
+                var j = first
+                while j < first + count {
+                    let n = min(128, first + count - j)
+                    sums.update(from: biasGradient + j, count: n)
+                    for r in 0..<rows { vectorAXPY(1, dy + r * columns + j, sums, count: n) }
+                    (biasGradient + j).update(from: sums, count: n)
+                    j += n
+                }
+            }
         }
     }
 
     @inlinable
     public func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
         let s = Vector(repeating: slope), zero = Vector()
-        split(count, minimum: thresholds.elementwise) { i, n in
+        split(count, output: y, minimum: thresholds.elementwise) { i, n in
             vectorMap(x + i, y + i, n) { (v: Vector) in v.replacing(with: v * s, where: v, isAtMost: zero) }
         }
     }
@@ -103,14 +120,14 @@ extension VectorBackend {
     public func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
         let s = Vector(repeating: slope), zero = Vector()
-        split(count, minimum: thresholds.elementwise) { i, n in
+        split(count, output: dx, minimum: thresholds.elementwise) { i, n in
             vectorZipMap(x + i, dy + i, dx + i, n) { (xv: Vector, g: Vector) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
         }
     }
 
     @inlinable
     public func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        split(count, minimum: thresholds.elementwise) { i, n in
+        split(count, output: y, minimum: thresholds.elementwise) { i, n in
             vectorMap(x + i, y + i, n) { (v: Vector) in fastTanh(v) }
         }
     }
@@ -119,7 +136,7 @@ extension VectorBackend {
     public func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                              _ dx: UnsafeMutablePointer<Float>, count: Int) {
         let one = Vector(repeating: 1)
-        split(count, minimum: thresholds.elementwise) { i, n in
+        split(count, output: dx, minimum: thresholds.elementwise) { i, n in
             vectorZipMap(y + i, dy + i, dx + i, n) { (yv: Vector, g: Vector) in g * (one - yv * yv) }
         }
     }
@@ -128,7 +145,7 @@ extension VectorBackend {
     public func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
         // sigmoid(x) = (1 + tanh(x/2)) / 2, exact identity; reuses the vector tanh.
         let half = Vector(repeating: 0.5)
-        split(count, minimum: thresholds.elementwise) { i, n in
+        split(count, output: y, minimum: thresholds.elementwise) { i, n in
             vectorMap(x + i, y + i, n) { (v: Vector) in half + half * fastTanh(v * half) }
         }
     }
@@ -163,13 +180,13 @@ extension VectorBackend {
 
     @inlinable
     public func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        split(count, minimum: thresholds.elementwise) { i, n in vectorAXPY(alpha, x + i, y + i, count: n) }
+        split(count, output: y, minimum: thresholds.elementwise) { i, n in vectorAXPY(alpha, x + i, y + i, count: n) }
     }
 
     @inlinable
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
         let a = Vector(repeating: alpha)
-        split(count, minimum: thresholds.elementwise) { i, n in
+        split(count, output: x, minimum: thresholds.elementwise) { i, n in
             vectorMap(x + i, x + i, n) { (v: Vector) in v * a }
         }
     }
