@@ -67,6 +67,17 @@ public protocol Backend: AnyObject {
     /// `geometry.col2im` of `batch` examples' columns (the images are overwritten).
     func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
                 into image: UnsafeMutablePointer<Float>)
+
+    /// Calls `body` on contiguous ranges that together cover `0 ..< count` once: one range
+    /// per thread of the backend when the loop is large enough, else `0 ..< count` on the
+    /// caller. Ranges start at multiples of `granularity`. `cost` is what one iteration costs
+    /// in values of an elementwise kernel (1 for a leakyReLU, tens for a normal draw); it
+    /// only moves the size from which the loop is split.
+    ///
+    /// For the loops above the kernels whose iterations are independent (the optimizer's
+    /// update, the latent noise), so that they use the threads too: a split must not change
+    /// any result, which holds when each iteration writes its own outputs.
+    func parallelFor(_ count: Int, granularity: Int, cost: Int, _ body: (Range<Int>) -> Void)
 }
 
 extension Backend {
@@ -78,5 +89,9 @@ extension Backend {
     public func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
                        into image: UnsafeMutablePointer<Float>) {
         geometry.col2im(columns, batch: batch, into: image)
+    }
+
+    public func parallelFor(_ count: Int, granularity: Int, cost: Int, _ body: (Range<Int>) -> Void) {
+        body(0 ..< count)
     }
 }

@@ -212,6 +212,13 @@ extension VectorBackend {
         }
     }
 
+    @inlinable
+    public func parallelFor(_ count: Int, granularity: Int, cost: Int, _ body: (Range<Int>) -> Void) {
+        split(count, granularity: granularity, minimum: thresholds.elementwise / max(cost, 1)) { first, n in
+            body(first ..< first + n)
+        }
+    }
+
     /// `y += alpha * x` on the calling thread: the body of `axpy` and of the bias kernels.
     @inlinable @inline(__always)
     func vectorAXPY(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {

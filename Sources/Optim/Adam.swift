@@ -41,9 +41,14 @@ public final class Adam {
     /// Number of steps taken (t in the formulas above).
     public var stepCount: Int = 0
 
-    public init(count: Int, config: AdamConfig) {
+    /// Splits the update over the backend's threads (each value's update is its own, so the
+    /// result is the same on any number); nil: the caller's thread alone.
+    let backend: Backend?
+
+    public init(count: Int, config: AdamConfig, backend: Backend? = nil) {
         self.count = count
         self.config = config
+        self.backend = backend
         m = .allocate(capacity: count); m.initialize(repeating: 0)
         v = .allocate(capacity: count); v.initialize(repeating: 0)
     }
@@ -71,19 +76,28 @@ public final class Adam {
             return (p1, m1, v1)
         }
 
-        var i = 0
-        while i + 8 <= count {
-            let (p1, m1, v1) = update(i, load(gradients + i), load(parameters + i), load(mp + i), load(vp + i))
-            store(p1, parameters + i); store(m1, mp + i); store(v1, vp + i)
-            i += 8
+        func updateValues(_ range: Range<Int>) {
+            var i = range.lowerBound
+            let end = range.upperBound
+            while i + 8 <= end {
+                let (p1, m1, v1) = update(i, load(gradients + i), load(parameters + i), load(mp + i), load(vp + i))
+                store(p1, parameters + i); store(m1, mp + i); store(v1, vp + i)
+                i += 8
+            }
+            // The tail runs the same vector arithmetic on padded lanes, so results do not depend
+            // on where the buffer (or a thread's range) ends.
+            if i < end {
+                var g = SIMD8<Float>(), p = g, m0 = g, v0 = g
+                for j in 0..<(end - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = mp[i + j]; v0[j] = vp[i + j] }
+                let (p1, m1, v1) = update(i, g, p, m0, v0)
+                for j in 0..<(end - i) { parameters[i + j] = p1[j]; mp[i + j] = m1[j]; vp[i + j] = v1[j] }
+            }
         }
-        // The tail runs the same vector arithmetic on padded lanes, so results do not depend
-        // on where the buffer ends.
-        if i < count {
-            var g = SIMD8<Float>(), p = g, m0 = g, v0 = g
-            for j in 0..<(count - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = mp[i + j]; v0[j] = vp[i + j] }
-            let (p1, m1, v1) = update(i, g, p, m0, v0)
-            for j in 0..<(count - i) { parameters[i + j] = p1[j]; mp[i + j] = m1[j]; vp[i + j] = v1[j] }
+        if let backend {
+            // Five streams per value and a division: about two leakyReLUs' worth.
+            backend.parallelFor(count, granularity: 16, cost: 2, updateValues)
+        } else {
+            updateValues(0 ..< count)
         }
     }
 

@@ -168,4 +168,25 @@ final class ThreadingTests: XCTestCase {
             }
         }
     }
+
+    func testParallelForCoversEveryIndexOnceInAlignedRanges() {
+        for (isa, single, split) in backends() {
+            for (name, backend) in [("1 thread", single)] + split {
+                for count in [0, 1, 15, 16, 17, 100, 1000, 100_003] {
+                    for granularity in [1, 8, 16] {
+                        var hits = [UInt8](repeating: 0, count: count)
+                        var misaligned = false
+                        hits.withUnsafeMutableBufferPointer { hits in
+                            backend.parallelFor(count, granularity: granularity, cost: 1) { range in
+                                if range.lowerBound % granularity != 0 { misaligned = true }
+                                for i in range { hits[i] &+= 1 }
+                            }
+                        }
+                        XCTAssert(hits.allSatisfy { $0 == 1 } && !misaligned,
+                                  "[\(isa) \(name)] parallelFor \(count) by \(granularity)")
+                    }
+                }
+            }
+        }
+    }
 }
