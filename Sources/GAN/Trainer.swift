@@ -226,11 +226,21 @@ final class CommunicatorReducer: ReplicaReducer {
 func fillLatent(_ out: UnsafeMutablePointer<Float>, count: Int, firstExample: Int, stream: RandomStream,
                 configuration: GANConfiguration, backend: Backend) {
     let latent = configuration.latentDimension
-    let first = UInt64(firstExample * latent)
     // A normal draw (a log, a cosine, a square root) costs about 30 leakyReLU values.
-    backend.parallelFor(count * latent, granularity: 16, cost: 30) { range in
+    backend.parallelFor(count * latent, granularity: 16, cost: 30,
+                        LatentFill(out: out, first: UInt64(firstExample * latent), stream: stream, noise: configuration.noise))
+}
+
+/// Latent values `first + i` of `stream` into `out[i]` for the `i` in a range.
+struct LatentFill: RangeWork {
+    let out: UnsafeMutablePointer<Float>
+    let first: UInt64
+    let stream: RandomStream
+    let noise: NoiseDistribution
+
+    func callAsFunction(_ range: Range<Int>) {
         let (o, at) = (out + range.lowerBound, first + UInt64(range.lowerBound))
-        switch configuration.noise {
+        switch noise {
         case .normal: stream.fillNormal(o, count: range.count, first: at)
         case .uniform: stream.fillUniform(o, count: range.count, low: -1, high: 1, first: at)
         }

@@ -68,7 +68,7 @@ public protocol Backend: AnyObject {
     func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
                 into image: UnsafeMutablePointer<Float>)
 
-    /// Calls `body` on contiguous ranges that together cover `0 ..< count` once: one range
+    /// Calls `work` on contiguous ranges that together cover `0 ..< count` once: one range
     /// per thread of the backend when the loop is large enough, else `0 ..< count` on the
     /// caller. Ranges start at multiples of `granularity`. `cost` is what one iteration costs
     /// in values of an elementwise kernel (1 for a leakyReLU, tens for a normal draw); it
@@ -77,7 +77,7 @@ public protocol Backend: AnyObject {
     /// For the loops above the kernels whose iterations are independent (the optimizer's
     /// update, the latent noise), so that they use the threads too: a split must not change
     /// any result, which holds when each iteration writes its own outputs.
-    func parallelFor(_ count: Int, granularity: Int, cost: Int, _ body: (Range<Int>) -> Void)
+    func parallelFor<Work: RangeWork>(_ count: Int, granularity: Int, cost: Int, _ work: Work)
 }
 
 extension Backend {
@@ -91,7 +91,7 @@ extension Backend {
         geometry.col2im(columns, batch: batch, into: image)
     }
 
-    public func parallelFor(_ count: Int, granularity: Int, cost: Int, _ body: (Range<Int>) -> Void) {
-        body(0 ..< count)
+    public func parallelFor<Work: RangeWork>(_ count: Int, granularity: Int, cost: Int, _ work: Work) {
+        work(0 ..< count)
     }
 }

@@ -131,58 +131,65 @@ public struct GEMMEngine<Tile: MicroKernel> {
     func multiplyInParallel(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                             c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, pool: ThreadPool) {
-        let mr = Tile.mr, nr = Tile.nr, team = pool.count
-        let rowTiles = (m + mr - 1) / mr
-        let panelsPerBlock = (min(n, GEMMBlocking.nc) + nr - 1) / nr
+        let team = pool.count
+        let rowTiles = (m + Tile.mr - 1) / Tile.mr
+        let panelsPerBlock = (min(n, GEMMBlocking.nc) + Tile.nr - 1) / Tile.nr
         let byRows = m >= team * GEMMBlocking.mc || (panelsPerBlock < team && rowTiles > panelsPerBlock)
+        pool.run(ParallelMultiply(engine: self, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                                  a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate, byRows: byRows))
+    }
+
+    /// Worker `t`'s share of `multiplyInParallel`.
+    @inlinable
+    func multiplyShare(_ w: ParallelMultiply<Tile>, worker t: Int, pool: ThreadPool) {
+        let mr = Tile.mr, nr = Tile.nr, team = pool.count
+        let (m, n, k, c, ldc) = (w.m, w.n, w.k, w.c, w.ldc)
         // Rows per thread: whole MR tiles, as even as they go.
-        let rowsPerThread = (rowTiles + team - 1) / team * mr
-        pool.run { t in
-            let own = GEMMEngine(packedA: packedA + t * GEMMBlocking.mc * GEMMBlocking.kc, packedB: packedB,
-                                 edgeTile: edgeTile + t * mr * nr)
-            var jc = 0
-            while jc < n {
-                let nc = min(GEMMBlocking.nc, n - jc)
-                let panels = (nc + nr - 1) / nr
-                // This thread's NR panels of the block: p0 ..< p1.
-                let p0 = panels * t / team, p1 = panels * (t + 1) / team
-                let columns = min(nc, p1 * nr) - p0 * nr
-                var pc = 0
-                while pc < k {
-                    let kc = min(GEMMBlocking.kc, k - pc)
-                    let add = accumulate || pc > 0
-                    if byRows {
-                        if columns > 0 {
-                            GEMMEngine(packedA: own.packedA, packedB: packedB + p0 * kc * nr, edgeTile: own.edgeTile)
-                                .packB(transposeB, b, ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
-                        }
-                        pool.barrier()
-                        var ic = min(m, t * rowsPerThread)
-                        let end = min(m, ic + rowsPerThread)
-                        while ic < end {
-                            let mc = min(GEMMBlocking.mc, end - ic)
-                            own.packA(transposeA, a, lda, row: ic, column: pc, mc: mc, kc: kc)
-                            own.macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: add)
-                            ic += mc
-                        }
-                        // B is repacked next: wait until every thread is done with it.
-                        if pc + kc < k || jc + nc < n { pool.barrier() }
-                    } else if columns > 0 {
-                        let region = t * GEMMEngine.panelsPerThread(team) * GEMMBlocking.kc * nr
-                        let mine = GEMMEngine(packedA: own.packedA, packedB: packedB + region, edgeTile: own.edgeTile)
-                        mine.packB(transposeB, b, ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
-                        var ic = 0
-                        while ic < m {
-                            let mc = min(GEMMBlocking.mc, m - ic)
-                            mine.packA(transposeA, a, lda, row: ic, column: pc, mc: mc, kc: kc)
-                            mine.macroKernel(mc: mc, nc: columns, kc: kc, c: c + ic * ldc + jc + p0 * nr, ldc: ldc, add: add)
-                            ic += mc
-                        }
+        let rowsPerThread = ((m + mr - 1) / mr + team - 1) / team * mr
+        let own = GEMMEngine(packedA: packedA + t * GEMMBlocking.mc * GEMMBlocking.kc, packedB: packedB,
+                             edgeTile: edgeTile + t * mr * nr)
+        var jc = 0
+        while jc < n {
+            let nc = min(GEMMBlocking.nc, n - jc)
+            let panels = (nc + nr - 1) / nr
+            // This thread's NR panels of the block: p0 ..< p1.
+            let p0 = panels * t / team, p1 = panels * (t + 1) / team
+            let columns = min(nc, p1 * nr) - p0 * nr
+            var pc = 0
+            while pc < k {
+                let kc = min(GEMMBlocking.kc, k - pc)
+                let add = w.accumulate || pc > 0
+                if w.byRows {
+                    if columns > 0 {
+                        GEMMEngine(packedA: own.packedA, packedB: packedB + p0 * kc * nr, edgeTile: own.edgeTile)
+                            .packB(w.transposeB, w.b, w.ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
                     }
-                    pc += kc
+                    pool.barrier()
+                    var ic = min(m, t * rowsPerThread)
+                    let end = min(m, ic + rowsPerThread)
+                    while ic < end {
+                        let mc = min(GEMMBlocking.mc, end - ic)
+                        own.packA(w.transposeA, w.a, w.lda, row: ic, column: pc, mc: mc, kc: kc)
+                        own.macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: add)
+                        ic += mc
+                    }
+                    // B is repacked next: wait until every thread is done with it.
+                    if pc + kc < k || jc + nc < n { pool.barrier() }
+                } else if columns > 0 {
+                    let region = t * GEMMEngine.panelsPerThread(team) * GEMMBlocking.kc * nr
+                    let mine = GEMMEngine(packedA: own.packedA, packedB: packedB + region, edgeTile: own.edgeTile)
+                    mine.packB(w.transposeB, w.b, w.ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
+                    var ic = 0
+                    while ic < m {
+                        let mc = min(GEMMBlocking.mc, m - ic)
+                        mine.packA(w.transposeA, w.a, w.lda, row: ic, column: pc, mc: mc, kc: kc)
+                        mine.macroKernel(mc: mc, nc: columns, kc: kc, c: c + ic * ldc + jc + p0 * nr, ldc: ldc, add: add)
+                        ic += mc
+                    }
                 }
-                jc += nc
+                pc += kc
             }
+            jc += nc
         }
     }
 
@@ -292,4 +299,40 @@ public struct GEMMEngine<Tile: MicroKernel> {
             q += 1
         }
     }
+}
+
+/// One multiply's operands, handed to the pool's threads as a value (see `PoolWork`).
+@usableFromInline
+struct ParallelMultiply<Tile: MicroKernel>: PoolWork {
+    @usableFromInline let engine: GEMMEngine<Tile>
+    @usableFromInline let transposeA: Bool, transposeB: Bool
+    @usableFromInline let m: Int, n: Int, k: Int
+    @usableFromInline let a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+    @usableFromInline let c: UnsafeMutablePointer<Float>, ldc: Int
+    @usableFromInline let accumulate: Bool
+    /// Split by rows of C (else by NR panels of its columns).
+    @usableFromInline let byRows: Bool
+
+    @inlinable
+    init(engine: GEMMEngine<Tile>, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, byRows: Bool) {
+        self.engine = engine
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        self.m = m
+        self.n = n
+        self.k = k
+        self.a = a
+        self.lda = lda
+        self.b = b
+        self.ldb = ldb
+        self.c = c
+        self.ldc = ldc
+        self.accumulate = accumulate
+        self.byRows = byRows
+    }
+
+    @inlinable
+    func run(worker: Int, pool: ThreadPool) { engine.multiplyShare(self, worker: worker, pool: pool) }
 }

@@ -26,9 +26,9 @@ public protocol VectorBackend: Backend {
     var thresholds: ParallelThresholds { get }
 }
 
-/// Below which sizes a kernel runs on the calling thread alone: waking the pool costs a few
-/// microseconds, which a small kernel does not repay. Measured on a 2-core Zen 5 (see
-/// `measured`); any value gives the same results, only the speed changes.
+/// Below which sizes a kernel runs on the calling thread alone: a dispatch to a polling pool
+/// costs about 0.2-0.4 µs (more when a thread has to be woken), which a small kernel does not
+/// repay. Any value gives the same results; only the speed changes.
 public struct ParallelThresholds: Sendable, Equatable {
     /// Multiply-adds (m·n·k) of the smallest GEMM that is split.
     public var gemm: Int
@@ -40,31 +40,23 @@ public struct ParallelThresholds: Sendable, Equatable {
         self.elementwise = elementwise
     }
 
-    /// Break-even sizes of 2 threads against 1 (measured; see the README's Speed section).
+    /// Near the break-even of 2 threads against 1 on a 2-core Zen 5 (AVX-512 kernels, best of
+    /// repeated runs): a 48 x 48 x 48 multiply (110 K multiply-adds) runs at 1.0x, 64³ (262 K)
+    /// at 1.2-1.3x, 128 x 784 x 128 at 1.85x; an axpy of 16 K values at 1.0-1.1x (a leakyReLU,
+    /// 10x costlier per value, at 1.8x), 128 K values at 2x.
     public static let measured = ParallelThresholds(gemm: 1 << 17, elementwise: 1 << 14)
     /// Split everything, however small: what the tests use to exercise every split.
     public static let always = ParallelThresholds(gemm: 0, elementwise: 0)
 }
 
 extension VectorBackend {
-    /// Calls `body(start, count)` on the calling thread for the whole of `0 ..< count`, or
-    /// on every thread of the pool for contiguous pieces of it when `count` is at least
-    /// `minimum`. Pieces are whole multiples of `granularity` but for the first and last;
-    /// with an `output` (the floats written are `output[0 ..< count]`), pieces start on its
-    /// cache lines, so no two threads write one line.
+    /// Runs `work` over `0 ..< count`: on the calling thread alone below `minimum`, else split
+    /// over the pool's threads (see `ThreadPool.split`).
     @inlinable @inline(__always)
-    func split(_ count: Int, granularity: Int = 16, output: UnsafeMutablePointer<Float>? = nil,
-               minimum: Int, _ body: (Int, Int) -> Void) {
-        let team = pool.count
-        guard team > 1, count >= minimum, count > granularity else { return body(0, count) }
-        // Floats before the first cache-line boundary of `output` go to the first piece.
-        let head = output.map { min(count, (64 - Int(bitPattern: $0) % 64) % 64 / MemoryLayout<Float>.size) } ?? 0
-        let units = (count - head + granularity - 1) / granularity
-        pool.run { t in
-            let start = t == 0 ? 0 : min(count, head + units * t / team * granularity)
-            let end = min(count, head + units * (t + 1) / team * granularity)
-            if end > start { body(start, end - start) }
-        }
+    func split<Work: RangeWork>(_ count: Int, granularity: Int = 16, output: UnsafeMutablePointer<Float>? = nil,
+                                minimum: Int, _ work: Work) {
+        guard pool.count > 1, count >= minimum, count > granularity else { return work(0 ..< count) }
+        pool.split(count, granularity: granularity, output: output, work)
     }
 
     @inlinable
@@ -80,74 +72,43 @@ extension VectorBackend {
     @inlinable
     public func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
         let minimumRows = (thresholds.elementwise + columns - 1) / max(columns, 1)
-        split(rows, granularity: 1, minimum: minimumRows) { first, count in
-            for r in first ..< first + count { vectorAXPY(1, bias, x + r * columns, count: columns) }
-        }
+        split(rows, granularity: 1, minimum: minimumRows, BiasRows<Vector>(bias: bias, x: x, columns: columns))
     }
 
     /// Columns split over the threads; each column is summed in row order whatever the split.
-    /// A thread adds up to 128 columns at a time on its stack and writes them back once: the
-    /// gradient buffer itself, written on every row, would share a cache line between two
-    /// threads at the seam of their columns (measured 3-4x slower than one thread).
     @inlinable
     public func accumulateBiasGradient(_ dy: UnsafePointer<Float>, rows: Int, columns: Int,
                                        into biasGradient: UnsafeMutablePointer<Float>) {
         let minimumColumns = (thresholds.elementwise + rows - 1) / max(rows, 1)
-        split(columns, minimum: minimumColumns) { first, count in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 128) { buffer in
-                let sums = buffer.baseAddress!
-                var j = first
-                while j < first + count {
-                    let n = min(128, first + count - j)
-                    sums.update(from: biasGradient + j, count: n)
-                    for r in 0..<rows { vectorAXPY(1, dy + r * columns + j, sums, count: n) }
-                    (biasGradient + j).update(from: sums, count: n)
-                    j += n
-                }
-            }
-        }
+        split(columns, minimum: minimumColumns,
+              BiasGradientColumns<Vector>(dy: dy, rows: rows, columns: columns, gradient: biasGradient))
     }
 
     @inlinable
     public func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
-        let s = Vector(repeating: slope), zero = Vector()
-        split(count, output: y, minimum: thresholds.elementwise) { i, n in
-            vectorMap(x + i, y + i, n) { (v: Vector) in v.replacing(with: v * s, where: v, isAtMost: zero) }
-        }
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.leakyReLU, x, x, y, slope))
     }
 
     @inlinable
     public func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
-        let s = Vector(repeating: slope), zero = Vector()
-        split(count, output: dx, minimum: thresholds.elementwise) { i, n in
-            vectorZipMap(x + i, dy + i, dx + i, n) { (xv: Vector, g: Vector) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
-        }
+        split(count, output: dx, minimum: thresholds.elementwise, Elementwise<Vector>(.leakyReLUBackward, x, dy, dx, slope))
     }
 
     @inlinable
     public func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        split(count, output: y, minimum: thresholds.elementwise) { i, n in
-            vectorMap(x + i, y + i, n) { (v: Vector) in fastTanh(v) }
-        }
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.tanh, x, x, y))
     }
 
     @inlinable
     public func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                              _ dx: UnsafeMutablePointer<Float>, count: Int) {
-        let one = Vector(repeating: 1)
-        split(count, output: dx, minimum: thresholds.elementwise) { i, n in
-            vectorZipMap(y + i, dy + i, dx + i, n) { (yv: Vector, g: Vector) in g * (one - yv * yv) }
-        }
+        split(count, output: dx, minimum: thresholds.elementwise, Elementwise<Vector>(.tanhBackward, y, dy, dx))
     }
 
     @inlinable
     public func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        // sigmoid(x) = (1 + tanh(x/2)) / 2, exact identity; reuses the vector tanh.
-        let half = Vector(repeating: 0.5)
-        split(count, output: y, minimum: thresholds.elementwise) { i, n in
-            vectorMap(x + i, y + i, n) { (v: Vector) in half + half * fastTanh(v * half) }
-        }
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.sigmoid, x, x, y))
     }
 
     @inlinable
@@ -180,15 +141,12 @@ extension VectorBackend {
 
     @inlinable
     public func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        split(count, output: y, minimum: thresholds.elementwise) { i, n in vectorAXPY(alpha, x + i, y + i, count: n) }
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.axpy, x, y, y, alpha))
     }
 
     @inlinable
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
-        let a = Vector(repeating: alpha)
-        split(count, output: x, minimum: thresholds.elementwise) { i, n in
-            vectorMap(x + i, x + i, n) { (v: Vector) in v * a }
-        }
+        split(count, output: x, minimum: thresholds.elementwise, Elementwise<Vector>(.scale, x, x, x, alpha))
     }
 
     /// Examples split over the threads: each example's rows of the column matrix are its own.
@@ -196,9 +154,8 @@ extension VectorBackend {
     public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
                        into columns: UnsafeMutablePointer<Float>) {
         let perExample = geometry.outputPixels * geometry.columnCount
-        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample) { first, count in
-            geometry.im2col(image + first * geometry.inputCount, batch: count, into: columns + first * perExample)
-        }
+        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample,
+              ConvolutionExamples(geometry: geometry, adjoint: false, from: image, to: columns))
     }
 
     /// Examples split over the threads: each writes its own images, adding its taps in the
@@ -207,23 +164,194 @@ extension VectorBackend {
     public func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
                        into image: UnsafeMutablePointer<Float>) {
         let perExample = geometry.outputPixels * geometry.columnCount
-        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample) { first, count in
-            geometry.col2im(columns + first * perExample, batch: count, into: image + first * geometry.inputCount)
+        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample,
+              ConvolutionExamples(geometry: geometry, adjoint: true, from: columns, to: image))
+    }
+
+    /// `work`'s type is only known at run time here (the callers reach this through `any
+    /// Backend`), so the split goes through its witness table (`ThreadPool.runUnspecialized`).
+    @inlinable
+    public func parallelFor<Work: RangeWork>(_ count: Int, granularity: Int, cost: Int, _ work: Work) {
+        guard pool.count > 1, count >= thresholds.elementwise / max(cost, 1), count > granularity else {
+            return work(0 ..< count)
         }
+        pool.splitUnspecialized(count, granularity: granularity, work)
+    }
+}
+
+// MARK: - The kernels' loops, on one range each
+
+/// The elementwise kernels on `range`: `out = f(x)` or `out = f(x, y)`, a vector at a time
+/// (`out` may alias `x` or `y`). One value per call of a kernel, so that the pool's threads
+/// can each run it on their own range (see `PoolWork`); the arithmetic of every kernel is here.
+@usableFromInline
+struct Elementwise<V: FloatVector>: RangeWork {
+    @usableFromInline
+    enum Operation {
+        /// `x > 0 ? x : slope * x`, and its backward `y * (x > 0 ? 1 : slope)` (x: the forward input).
+        case leakyReLU, leakyReLUBackward
+        /// `tanh(x)`, and its backward `y * (1 - x²)` (x: the forward output).
+        case tanh, tanhBackward
+        /// `1 / (1 + exp(-x))`.
+        case sigmoid
+        /// `y + parameter * x`, fused; `parameter * x`.
+        case axpy, scale
+    }
+
+    @usableFromInline let operation: Operation
+    @usableFromInline let x: UnsafePointer<Float>, y: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+    /// The slope or the alpha.
+    @usableFromInline let parameter: Float
+
+    @inlinable
+    init(_ operation: Operation, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+         _ parameter: Float = 0) {
+        self.operation = operation
+        self.x = x
+        self.y = y
+        self.out = out
+        self.parameter = parameter
     }
 
     @inlinable
-    public func parallelFor(_ count: Int, granularity: Int, cost: Int, _ body: (Range<Int>) -> Void) {
-        split(count, granularity: granularity, minimum: thresholds.elementwise / max(cost, 1)) { first, n in
-            body(first ..< first + n)
+    func callAsFunction(_ range: Range<Int>) {
+        let n = range.count, x = self.x + range.lowerBound, y = self.y + range.lowerBound, out = self.out + range.lowerBound
+        switch operation {
+        case .leakyReLU: Self.leakyReLU(x, out, n, parameter)
+        case .leakyReLUBackward: Self.leakyReLUBackward(x, y, out, n, parameter)
+        case .tanh: Self.tanh(x, out, n)
+        case .tanhBackward: Self.tanhBackward(x, y, out, n)
+        case .sigmoid: Self.sigmoid(x, out, n)
+        case .axpy: Self.axpy(x, y, out, n, parameter)
+        case .scale: Self.scale(x, out, n, parameter)
         }
     }
 
-    /// `y += alpha * x` on the calling thread: the body of `axpy` and of the bias kernels.
-    @inlinable @inline(__always)
-    func vectorAXPY(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        let a = Vector(repeating: alpha)
-        vectorZipMap(x, y, y, count) { (xv: Vector, yv: Vector) in yv.addingProduct(a, xv) }
+    // One function per operation, not inlined into the switch: in one large function the
+    // optimizer stopped inlining the vector closures, and axpy ran 3x slower.
+
+    @inlinable @inline(never)
+    static func leakyReLU(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ slope: Float) {
+        let s = V(repeating: slope), zero = V()
+        vectorMap(x, out, n) { (v: V) in v.replacing(with: v * s, where: v, isAtMost: zero) }
+    }
+
+    @inlinable @inline(never)
+    static func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                  _ n: Int, _ slope: Float) {
+        let s = V(repeating: slope), zero = V()
+        vectorZipMap(x, dy, out, n) { (xv: V, g: V) in g.replacing(with: g * s, where: xv, isAtMost: zero) }
+    }
+
+    @inlinable @inline(never)
+    static func tanh(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        vectorMap(x, out, n) { (v: V) in fastTanh(v) }
+    }
+
+    @inlinable @inline(never)
+    static func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        let one = V(repeating: 1)
+        vectorZipMap(y, dy, out, n) { (yv: V, g: V) in g * (one - yv * yv) }
+    }
+
+    @inlinable @inline(never)
+    static func sigmoid(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        // sigmoid(x) = (1 + tanh(x/2)) / 2, exact identity; reuses the vector tanh.
+        let half = V(repeating: 0.5)
+        vectorMap(x, out, n) { (v: V) in half + half * fastTanh(v * half) }
+    }
+
+    @inlinable @inline(never)
+    static func axpy(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                     _ n: Int, _ alpha: Float) {
+        let a = V(repeating: alpha)
+        vectorZipMap(x, y, out, n) { (xv: V, yv: V) in yv.addingProduct(a, xv) }
+    }
+
+    @inlinable @inline(never)
+    static func scale(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ alpha: Float) {
+        let a = V(repeating: alpha)
+        vectorMap(x, out, n) { (v: V) in v * a }
+    }
+}
+
+/// `x[r, j] += bias[j]` for the rows `r` in the range.
+@usableFromInline
+struct BiasRows<V: FloatVector>: RangeWork {
+    @usableFromInline let bias: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, columns: Int
+
+    @inlinable
+    init(bias: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, columns: Int) {
+        self.bias = bias
+        self.x = x
+        self.columns = columns
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        for r in range {
+            let row = x + r * columns
+            Elementwise<V>.axpy(bias, row, row, columns, 1)
+        }
+    }
+}
+
+/// `gradient[j] += Σ_r dy[r, j]` for the columns `j` in the range, in row order. Up to 128
+/// columns at a time are added on the stack and written back once: the gradient buffer itself,
+/// written on every row, would share a cache line between two threads at the seam of their
+/// columns (measured 3-4x slower than one thread).
+@usableFromInline
+struct BiasGradientColumns<V: FloatVector>: RangeWork {
+    @usableFromInline let dy: UnsafePointer<Float>, rows: Int, columns: Int, gradient: UnsafeMutablePointer<Float>
+
+    @inlinable
+    init(dy: UnsafePointer<Float>, rows: Int, columns: Int, gradient: UnsafeMutablePointer<Float>) {
+        self.dy = dy
+        self.rows = rows
+        self.columns = columns
+        self.gradient = gradient
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 128) { buffer in
+            let sums = buffer.baseAddress!
+            var j = range.lowerBound
+            while j < range.upperBound {
+                let n = min(128, range.upperBound - j)
+                sums.update(from: gradient + j, count: n)
+                for r in 0..<rows { Elementwise<V>.axpy(dy + r * columns + j, sums, sums, n, 1) }
+                (gradient + j).update(from: sums, count: n)
+                j += n
+            }
+        }
+    }
+}
+
+/// `im2col` (or, `adjoint`, `col2im`) of the examples in the range.
+@usableFromInline
+struct ConvolutionExamples: RangeWork {
+    @usableFromInline let geometry: ConvolutionGeometry
+    @usableFromInline let adjoint: Bool
+    @usableFromInline let from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>
+
+    @inlinable
+    init(geometry: ConvolutionGeometry, adjoint: Bool, from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>) {
+        self.geometry = geometry
+        self.adjoint = adjoint
+        self.from = from
+        self.to = to
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        let image = geometry.inputCount, columns = geometry.outputPixels * geometry.columnCount
+        let (first, batch) = (range.lowerBound, range.count)
+        if adjoint {
+            geometry.col2im(from + first * columns, batch: batch, into: to + first * image)
+        } else {
+            geometry.im2col(from + first * image, batch: batch, into: to + first * columns)
+        }
     }
 }
 

@@ -62,42 +62,59 @@ public final class Adam {
         // Bias corrections in Double: β₂ᵗ is close to 1 for thousands of steps.
         let correction1 = Float(1 - pow(Double(config.beta1), t))
         let correction2 = Float(1 - pow(Double(config.beta2), t))
-        let b1 = SIMD8<Float>(repeating: config.beta1), b2 = SIMD8<Float>(repeating: config.beta2)
-        let c1 = SIMD8<Float>(repeating: 1 - config.beta1), c2 = SIMD8<Float>(repeating: 1 - config.beta2)
-        let stepSize = SIMD8<Float>(repeating: config.learningRate * correction2.squareRoot() / correction1)
-        let eps = SIMD8<Float>(repeating: config.epsilon)
-        let mp = m.baseAddress!, vp = v.baseAddress!
-
-        @inline(__always) func update(_ i: Int, _ g: SIMD8<Float>, _ p: SIMD8<Float>,
-                                      _ m0: SIMD8<Float>, _ v0: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
-            let m1 = b1 * m0 + c1 * g
-            let v1 = b2 * v0 + c2 * g * g
-            let p1 = p - stepSize * m1 / (v1.squareRoot() + eps)
-            return (p1, m1, v1)
-        }
-
-        func updateValues(_ range: Range<Int>) {
-            var i = range.lowerBound
-            let end = range.upperBound
-            while i + 8 <= end {
-                let (p1, m1, v1) = update(i, load(gradients + i), load(parameters + i), load(mp + i), load(vp + i))
-                store(p1, parameters + i); store(m1, mp + i); store(v1, vp + i)
-                i += 8
-            }
-            // The tail runs the same vector arithmetic on padded lanes, so results do not depend
-            // on where the buffer (or a thread's range) ends.
-            if i < end {
-                var g = SIMD8<Float>(), p = g, m0 = g, v0 = g
-                for j in 0..<(end - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = mp[i + j]; v0[j] = vp[i + j] }
-                let (p1, m1, v1) = update(i, g, p, m0, v0)
-                for j in 0..<(end - i) { parameters[i + j] = p1[j]; mp[i + j] = m1[j]; vp[i + j] = v1[j] }
-            }
-        }
+        let update = AdamUpdate(config: config, stepSize: config.learningRate * correction2.squareRoot() / correction1,
+                                parameters: parameters, gradients: gradients, m: m.baseAddress!, v: v.baseAddress!)
         if let backend {
             // Five streams per value and a division: about two leakyReLUs' worth.
-            backend.parallelFor(count, granularity: 16, cost: 2, updateValues)
+            backend.parallelFor(count, granularity: 16, cost: 2, update)
         } else {
-            updateValues(0 ..< count)
+            update(0 ..< count)
+        }
+    }
+}
+
+/// Adam's update of the values in a range (a value for `Backend.parallelFor`).
+struct AdamUpdate: RangeWork {
+    let b1: SIMD8<Float>, b2: SIMD8<Float>, c1: SIMD8<Float>, c2: SIMD8<Float>, stepSize: SIMD8<Float>, eps: SIMD8<Float>
+    let parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>
+    let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+
+    init(config: AdamConfig, stepSize: Float, parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+         m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>) {
+        b1 = SIMD8(repeating: config.beta1); b2 = SIMD8(repeating: config.beta2)
+        c1 = SIMD8(repeating: 1 - config.beta1); c2 = SIMD8(repeating: 1 - config.beta2)
+        self.stepSize = SIMD8(repeating: stepSize)
+        eps = SIMD8(repeating: config.epsilon)
+        self.parameters = parameters
+        self.gradients = gradients
+        self.m = m
+        self.v = v
+    }
+
+    @inline(__always) func update(_ g: SIMD8<Float>, _ p: SIMD8<Float>,
+                                  _ m0: SIMD8<Float>, _ v0: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+        let m1 = b1 * m0 + c1 * g
+        let v1 = b2 * v0 + c2 * g * g
+        let p1 = p - stepSize * m1 / (v1.squareRoot() + eps)
+        return (p1, m1, v1)
+    }
+
+    func callAsFunction(_ range: Range<Int>) {
+        let (parameters, gradients, mp, vp) = (self.parameters, self.gradients, m, v)
+        var i = range.lowerBound
+        let end = range.upperBound
+        while i + 8 <= end {
+            let (p1, m1, v1) = update(load(gradients + i), load(parameters + i), load(mp + i), load(vp + i))
+            store(p1, parameters + i); store(m1, mp + i); store(v1, vp + i)
+            i += 8
+        }
+        // The tail runs the same vector arithmetic on padded lanes, so results do not depend
+        // on where the buffer (or a thread's range) ends.
+        if i < end {
+            var g = SIMD8<Float>(), p = g, m0 = g, v0 = g
+            for j in 0..<(end - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = mp[i + j]; v0[j] = vp[i + j] }
+            let (p1, m1, v1) = update(g, p, m0, v0)
+            for j in 0..<(end - i) { parameters[i + j] = p1[j]; mp[i + j] = m1[j]; vp[i + j] = v1[j] }
         }
     }
 

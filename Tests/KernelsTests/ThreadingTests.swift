@@ -25,40 +25,55 @@ final class ThreadingTests: XCTestCase {
 
     // MARK: The pool
 
+    /// Each worker writes its slot of a phase, meets the others at a barrier, and checks that
+    /// it sees every slot of the phase.
+    struct Phases: PoolWork {
+        let calls: UnsafeMutablePointer<Int>, slots: UnsafeMutablePointer<Int>, round: Int
+
+        func run(worker i: Int, pool: ThreadPool) {
+            calls[i] += 1
+            for phase in 0..<3 {
+                slots[phase * pool.count + i] = round * 3 + phase
+                pool.barrier()
+                for j in 0..<pool.count { precondition(slots[phase * pool.count + j] == round * 3 + phase) }
+                pool.barrier()
+            }
+        }
+    }
+
     func testRunCallsEveryWorkerOnceAndBarriersOrderPhases() {
         for threads in 1...4 {
             let pool = ThreadPool(threads: threads)
             var calls = [Int](repeating: 0, count: threads)
-            var phases = [Int](repeating: -1, count: threads * 3)
+            var slots = [Int](repeating: -1, count: threads * 3)
             calls.withUnsafeMutableBufferPointer { calls in
-                phases.withUnsafeMutableBufferPointer { phases in
+                slots.withUnsafeMutableBufferPointer { slots in
                     for round in 0..<200 {
-                        pool.run { i in
-                            calls[i] += 1
-                            // Each phase writes one slot per worker; after the barrier every
-                            // worker sees every slot of the phase before.
-                            for phase in 0..<3 {
-                                phases[phase * threads + i] = round * 3 + phase
-                                pool.barrier()
-                                for j in 0..<threads { precondition(phases[phase * threads + j] == round * 3 + phase) }
-                                pool.barrier()
-                            }
-                        }
+                        let work = Phases(calls: calls.baseAddress!, slots: slots.baseAddress!, round: round)
+                        pool.run(work)
+                        pool.runUnspecialized(work)
                     }
                 }
             }
-            XCTAssertEqual(calls, [Int](repeating: 200, count: threads), "\(threads) threads")
+            XCTAssertEqual(calls, [Int](repeating: 400, count: threads), "\(threads) threads")
         }
+    }
+
+    struct AddIndexPlusOne: RangeWork {
+        let values: UnsafeMutablePointer<Int>
+        func callAsFunction(_ range: Range<Int>) { for i in range { values[i] += i + 1 } }
     }
 
     func testPoolWakesAfterItsThreadsSleep() {
         let pool = ThreadPool(threads: 3)
-        var sum = [0, 0, 0]
+        let values = UnsafeMutablePointer<Int>.allocate(capacity: 3)
+        defer { values.deallocate() }
+        values.initialize(repeating: 0, count: 3)
         for _ in 0..<3 {
-            usleep(20_000) // long enough for every worker to stop spinning and sleep
-            sum.withUnsafeMutableBufferPointer { s in pool.run { i in s[i] += i + 1 } }
+            usleep(20_000) // long enough for every worker to stop polling and sleep
+            pool.split(3, granularity: 1, AddIndexPlusOne(values: values))
         }
-        XCTAssertEqual(sum, [3, 6, 9])
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: values, count: 3)), [3, 6, 9])
     }
 
     func testDefaultThreadsIsAFairShareOfTheCoresAtLeastOne() {
@@ -169,20 +184,30 @@ final class ThreadingTests: XCTestCase {
         }
     }
 
+    /// Counts each index it is given, and ranges that start off the granularity.
+    struct CountHits: RangeWork {
+        let hits: UnsafeMutablePointer<UInt8>, misaligned: UnsafeMutablePointer<Bool>, granularity: Int
+        func callAsFunction(_ range: Range<Int>) {
+            if range.lowerBound % granularity != 0 { misaligned.pointee = true }
+            for i in range { hits[i] &+= 1 }
+        }
+    }
+
     func testParallelForCoversEveryIndexOnceInAlignedRanges() {
         for (isa, single, split) in backends() {
             for (name, backend) in [("1 thread", single)] + split {
                 for count in [0, 1, 15, 16, 17, 100, 1000, 100_003] {
                     for granularity in [1, 8, 16] {
-                        var hits = [UInt8](repeating: 0, count: count)
+                        var hits = [UInt8](repeating: 0, count: count + 1)
                         var misaligned = false
                         hits.withUnsafeMutableBufferPointer { hits in
-                            backend.parallelFor(count, granularity: granularity, cost: 1) { range in
-                                if range.lowerBound % granularity != 0 { misaligned = true }
-                                for i in range { hits[i] &+= 1 }
+                            withUnsafeMutablePointer(to: &misaligned) { misaligned in
+                                backend.parallelFor(count, granularity: granularity, cost: 1,
+                                                    CountHits(hits: hits.baseAddress!, misaligned: misaligned,
+                                                              granularity: granularity))
                             }
                         }
-                        XCTAssert(hits.allSatisfy { $0 == 1 } && !misaligned,
+                        XCTAssert(hits.dropLast().allSatisfy { $0 == 1 } && hits.last == 0 && !misaligned,
                                   "[\(isa) \(name)] parallelFor \(count) by \(granularity)")
                     }
                 }
