@@ -27,13 +27,30 @@ public enum Backends {
     }
 
     /// A new backend for `isa` (which must be in `supported`), splitting its work over
-    /// `threads` threads (results are bit-identical for every count).
-    public static func make(_ isa: InstructionSet, threads: Int = 1) throws -> Backend {
+    /// `threads` threads (results are bit-identical for every count) where it is at least
+    /// `thresholds` (tests pass `.always` to split even the smallest kernels).
+    public static func make(_ isa: InstructionSet, threads: Int = 1,
+                            thresholds: ParallelThresholds = .measured) throws -> Backend {
         guard supported.contains(isa) else { throw BackendError.unsupported(isa, supported: supported) }
+        precondition(threads >= 1, "a backend needs at least one thread, got \(threads)")
         switch isa {
-        case .avx2: return AVX2Backend()
-        case .avx512: return AVX512Backend()
+        case .avx2: return AVX2Backend(threads: threads, thresholds: thresholds)
+        case .avx512: return AVX512Backend(threads: threads, thresholds: thresholds)
         }
+    }
+
+    /// The CPUs this process may run on: its affinity mask (which `mpirun --bind-to` narrows),
+    /// else the CPUs online; at least 1.
+    public static var availableCores: Int { Int(gantry_available_cpus()) }
+
+    /// The CPUs online on this host, whatever this process's affinity; at least 1.
+    public static var onlineCores: Int { Int(gantry_online_cpus()) }
+
+    /// Threads for one of `localRanks` processes on this host: its fair share of the host's
+    /// CPUs, and no more than its affinity mask allows (so ranks bound to one core each get
+    /// 1, and one unbound process gets every core); at least 1.
+    public static func defaultThreads(localRanks: Int) -> Int {
+        max(1, min(availableCores, onlineCores / max(1, localRanks)))
     }
 
     /// A new backend for the best instruction set of this CPU, or `GANTRY_ISA`'s if set.

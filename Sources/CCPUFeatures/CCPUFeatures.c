@@ -1,4 +1,9 @@
+#define _GNU_SOURCE
 #include "CCPUFeatures.h"
+#include <unistd.h>
+#if defined(__linux__)
+#include <sched.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -47,4 +52,21 @@ void gantry_exit_unless_avx2_fma(void) {
     fputs("gantry: this CPU lacks AVX2/FMA, which gantry's kernels are built for "
           "(x86-64-v3, Intel Haswell / AMD Zen or newer); run it on such a machine\n", stderr);
     exit(1);
+}
+
+int gantry_available_cpus(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int count = CPU_COUNT(&set);
+        if (count > 0) return count;
+    }
+#endif
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
+}
+
+int gantry_online_cpus(void) {
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? (int)online : 1;
 }

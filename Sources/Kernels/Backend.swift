@@ -80,4 +80,40 @@ public protocol Backend: AnyObject {
     func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
                     m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
                     beta1: Float, beta2: Float, stepSize: Float, epsilon: Float)
+
+    /// `geometry.im2col` of `batch` images (see `ConvolutionGeometry`), through the backend
+    /// so that it can split the examples over its threads.
+    func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
+                into columns: UnsafeMutablePointer<Float>)
+
+    /// `geometry.col2im` of `batch` examples' columns (the images are overwritten).
+    func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
+                into image: UnsafeMutablePointer<Float>)
+
+    /// Calls `work` on contiguous ranges that together cover `0 ..< count` once: one range
+    /// per thread of the backend when the loop is large enough, else `0 ..< count` on the
+    /// caller. Ranges start at multiples of `granularity`. `cost` is what one iteration costs
+    /// in values of an elementwise kernel (1 for a leakyReLU, tens for a normal draw); it
+    /// only moves the size from which the loop is split.
+    ///
+    /// For the loops above the kernels whose iterations are independent (the optimizer's
+    /// update, the latent noise), so that they use the threads too: a split must not change
+    /// any result, which holds when each iteration writes its own outputs.
+    func parallelFor<Work: RangeWork>(_ count: Int, granularity: Int, cost: Int, _ work: Work)
+}
+
+extension Backend {
+    public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
+                       into columns: UnsafeMutablePointer<Float>) {
+        geometry.im2col(image, batch: batch, into: columns)
+    }
+
+    public func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
+                       into image: UnsafeMutablePointer<Float>) {
+        geometry.col2im(columns, batch: batch, into: image)
+    }
+
+    public func parallelFor<Work: RangeWork>(_ count: Int, granularity: Int, cost: Int, _ work: Work) {
+        work(0 ..< count)
+    }
 }

@@ -49,7 +49,7 @@ public enum GEMMBlocking {
 }
 
 /// The packing buffers and loops of the multiply for one tile shape. One engine must not be
-/// used from two threads at once.
+/// used from two threads at once (a multiply on a pool uses the pool's threads itself).
 public struct GEMMEngine<Tile: MicroKernel> {
     @usableFromInline let packedA: UnsafeMutablePointer<Float>
     @usableFromInline let packedB: UnsafeMutablePointer<Float>
@@ -57,28 +57,74 @@ public struct GEMMEngine<Tile: MicroKernel> {
     @usableFromInline let edgeTile: UnsafeMutablePointer<Float>
     /// The source rows of a panel packed side by side (MR of A, or NR of a transposed B).
     @usableFromInline let rowPointers: UnsafeMutablePointer<UnsafePointer<Float>>
+    /// Threads this engine has buffers for: `packedA`, `edgeTile` and `rowPointers` are the
+    /// first of `threads` blocks, one per thread; `packedB` is shared.
+    @usableFromInline let threads: Int
 
-    public init() {
+    /// Buffers for multiplies split over up to `threads` threads.
+    public init(threads: Int = 1) {
         precondition(GEMMBlocking.mc % Tile.mr == 0 && GEMMBlocking.nc % Tile.nr == 0, "blocks must hold whole tiles")
-        packedA = .allocate(capacity: GEMMBlocking.mc * GEMMBlocking.kc)
-        packedB = .allocate(capacity: GEMMBlocking.kc * GEMMBlocking.nc)
-        edgeTile = .allocate(capacity: Tile.mr * Tile.nr)
-        rowPointers = .allocate(capacity: max(Tile.mr, Tile.nr))
+        precondition(threads >= 1, "an engine needs at least one thread")
+        packedA = .allocate(capacity: threads * GEMMBlocking.mc * GEMMBlocking.kc)
+        packedB = .allocate(capacity: threads * GEMMEngine.panelsPerThread(threads) * GEMMBlocking.kc * Tile.nr)
+        edgeTile = .allocate(capacity: threads * Tile.mr * Tile.nr)
+        rowPointers = .allocate(capacity: threads * GEMMEngine.rowPointersPerThread)
+        self.threads = threads
+    }
+
+    /// A view on other buffers (one thread's share of a parallel multiply); owns nothing.
+    @usableFromInline
+    init(packedA: UnsafeMutablePointer<Float>, packedB: UnsafeMutablePointer<Float>,
+         edgeTile: UnsafeMutablePointer<Float>, rowPointers: UnsafeMutablePointer<UnsafePointer<Float>>) {
+        self.packedA = packedA
+        self.packedB = packedB
+        self.edgeTile = edgeTile
+        self.rowPointers = rowPointers
+        threads = 1
     }
 
     public func deallocate() {
         packedA.deallocate(); packedB.deallocate(); edgeTile.deallocate(); rowPointers.deallocate()
     }
 
-    /// `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`; see `Backend.gemm`.
+    @usableFromInline static var rowPointersPerThread: Int { max(Tile.mr, Tile.nr) }
+
+    /// Thread `t`'s own packing buffers, with B at `packedB` (shared, or the thread's region).
+    @inlinable
+    func view(thread t: Int, packedB: UnsafeMutablePointer<Float>) -> GEMMEngine {
+        GEMMEngine(packedA: packedA + t * GEMMBlocking.mc * GEMMBlocking.kc, packedB: packedB,
+                   edgeTile: edgeTile + t * Tile.mr * Tile.nr, rowPointers: rowPointers + t * GEMMEngine.rowPointersPerThread)
+    }
+
+    /// Thread `t`'s region of B for a multiply that splits NR panels over `team` threads
+    /// without a barrier: its own whatever the block.
+    @inlinable
+    func privateB(thread t: Int, team: Int) -> UnsafeMutablePointer<Float> {
+        packedB + t * GEMMEngine.panelsPerThread(team) * GEMMBlocking.kc * Tile.nr
+    }
+
+    /// The most NR panels of one NC block a thread packs when a multiply splits them over
+    /// `threads`: B has room for `threads` such runs (one NC block when `threads` is 1).
+    @inlinable
+    static func panelsPerThread(_ threads: Int) -> Int {
+        (GEMMBlocking.nc / Tile.nr + threads - 1) / threads
+    }
+
+    /// `c[m x n] (+)= op(a)[m x k] · op(b)[k x n]`; see `Backend.gemm`. With a `pool` of more
+    /// than one thread (at most `threads`), the work is split over it (see `multiplyInParallel`).
     @inlinable
     public func multiply(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                          a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+                         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, pool: ThreadPool? = nil) {
         guard m > 0, n > 0 else { return }
         if k == 0 {
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
+        }
+        if let pool, pool.count > 1 {
+            precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
+            return multiplyInParallel(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                                      a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate, pool: pool)
         }
         var jc = 0
         while jc < n {
@@ -95,6 +141,85 @@ public struct GEMMEngine<Tile: MicroKernel> {
                     packA(transposeA, a, lda, row: ic, column: pc, mc: mc, kc: kc)
                     macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: add)
                     ic += mc
+                }
+                pc += kc
+            }
+            jc += nc
+        }
+    }
+
+    /// The same multiply on `pool.count` threads: the driver loops (NC and KC blocks) run on
+    /// every thread; what is split is the work inside one (NC, KC) block, in one of two ways.
+    ///
+    /// - By rows of C, when each thread gets at least an MC block (or the block has fewer NR
+    ///   panels than threads): the threads pack disjoint NR panels of the shared B block,
+    ///   meet at a barrier, multiply their own rows (packing A into their own buffers), and
+    ///   meet again before B is repacked.
+    /// - Else by NR panels of C's columns (small M, the MLP's batch): each thread packs its own
+    ///   panels of B, into a region of B's buffer that is its own whatever the block (threads
+    ///   run through the NC and KC blocks at their own pace), and the whole of A into its own
+    ///   buffer; no barrier at all.
+    ///
+    /// Either way each element of C is computed by one thread with the single-threaded
+    /// multiply's operations in its order (the same KC blocks, the same FMA sequence; an edge
+    /// tile adds to C as a full tile does), so the result is bit-identical to one thread's.
+    @inlinable
+    func multiplyInParallel(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+                            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, pool: ThreadPool) {
+        let team = pool.count
+        let rowTiles = (m + Tile.mr - 1) / Tile.mr
+        let panelsPerBlock = (min(n, GEMMBlocking.nc) + Tile.nr - 1) / Tile.nr
+        let byRows = m >= team * GEMMBlocking.mc || (panelsPerBlock < team && rowTiles > panelsPerBlock)
+        pool.run(ParallelMultiply(engine: self, transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
+                                  a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate, byRows: byRows))
+    }
+
+    /// Worker `t`'s share of `multiplyInParallel`.
+    @inlinable
+    func multiplyShare(_ w: ParallelMultiply<Tile>, worker t: Int, pool: ThreadPool) {
+        let mr = Tile.mr, nr = Tile.nr, team = pool.count
+        let (m, n, k, c, ldc) = (w.m, w.n, w.k, w.c, w.ldc)
+        // Rows per thread: whole MR tiles, as even as they go.
+        let rowsPerThread = ((m + mr - 1) / mr + team - 1) / team * mr
+        let own = view(thread: t, packedB: packedB)
+        var jc = 0
+        while jc < n {
+            let nc = min(GEMMBlocking.nc, n - jc)
+            let panels = (nc + nr - 1) / nr
+            // This thread's NR panels of the block: p0 ..< p1.
+            let p0 = panels * t / team, p1 = panels * (t + 1) / team
+            let columns = min(nc, p1 * nr) - p0 * nr
+            var pc = 0
+            while pc < k {
+                let kc = min(GEMMBlocking.kc, k - pc)
+                let add = w.accumulate || pc > 0
+                if w.byRows {
+                    if columns > 0 {
+                        view(thread: t, packedB: packedB + p0 * kc * nr)
+                            .packB(w.transposeB, w.b, w.ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
+                    }
+                    pool.barrier()
+                    var ic = min(m, t * rowsPerThread)
+                    let end = min(m, ic + rowsPerThread)
+                    while ic < end {
+                        let mc = min(GEMMBlocking.mc, end - ic)
+                        own.packA(w.transposeA, w.a, w.lda, row: ic, column: pc, mc: mc, kc: kc)
+                        own.macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: add)
+                        ic += mc
+                    }
+                    // B is repacked next: wait until every thread is done with it.
+                    if pc + kc < k || jc + nc < n { pool.barrier() }
+                } else if columns > 0 {
+                    let mine = view(thread: t, packedB: privateB(thread: t, team: team))
+                    mine.packB(w.transposeB, w.b, w.ldb, row: pc, column: jc + p0 * nr, kc: kc, nc: columns)
+                    var ic = 0
+                    while ic < m {
+                        let mc = min(GEMMBlocking.mc, m - ic)
+                        mine.packA(w.transposeA, w.a, w.lda, row: ic, column: pc, mc: mc, kc: kc)
+                        mine.macroKernel(mc: mc, nc: columns, kc: kc, c: c + ic * ldc + jc + p0 * nr, ldc: ldc, add: add)
+                        ic += mc
+                    }
                 }
                 pc += kc
             }
@@ -220,33 +345,77 @@ extension GEMMEngine {
     /// A convolution is a sum over kernel taps of these: for one tap, the output pixels whose
     /// receptive field has that tap inside the image, times that tap's `C_in x F` block of the
     /// kernel. Unlike im2col, no product lands in the padding. The rows of C must be distinct.
+    ///
+    /// With a `pool`, each thread takes a contiguous share of the rows and packs B itself (a
+    /// tap's block of the kernel, small) into its own region: no barrier. Each row of C gets
+    /// the same FMA sequence whoever computes it, so results are bit-identical for any split.
     @inlinable
     public func multiplyGatheredRows(m: Int, n: Int, k: Int,
                                      a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
                                      transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
-                                     c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int) {
+                                     c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int,
+                                     pool: ThreadPool? = nil) {
         guard m > 0, n > 0, k > 0 else { return }
+        let work = GatheredMultiply(engine: self, inner: false, m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
+                                    transposeB: transposeB, b: b, ldb: ldb, bRows: aRows, bStride: 0,
+                                    c: c, cRows: cRows, ldc: cStride)
+        if let pool, pool.count > 1 {
+            precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
+            pool.run(work)
+        } else {
+            gatheredRows(work, rows: 0 ..< m, columnsPerBlock: GEMMBlocking.nc)
+        }
+    }
+
+    /// `c[m x n] += Σ_p a[aRows[p]]ᵀ · b[bRows[p]]` over `p` in `0 ..< k`: the inner dimension
+    /// is gathered. Row `p` of A is the `m` floats at `a + aRows[p]·aStride`, row `p` of B the
+    /// `n` floats at `b + bRows[p]·bStride`. The kernel gradient of one convolution tap:
+    /// (input pixels under the tap)ᵀ · (output gradients of those pixels).
+    ///
+    /// With a `pool`, each thread takes a contiguous share of the NR panels of C's columns and
+    /// packs their part of B and the whole of A itself: no barrier, and every element of C the
+    /// same FMA sequence as on one thread.
+    @inlinable
+    public func multiplyGatheredInner(m: Int, n: Int, k: Int,
+                                      a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
+                                      b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
+                                      c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool? = nil) {
+        guard m > 0, n > 0, k > 0 else { return }
+        let work = GatheredMultiply(engine: self, inner: true, m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
+                                    transposeB: false, b: b, ldb: 0, bRows: bRows, bStride: bStride,
+                                    c: c, cRows: aRows, ldc: ldc)
+        if let pool, pool.count > 1 {
+            precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
+            pool.run(work)
+        } else {
+            gatheredInner(work, columns: 0 ..< n, columnsPerBlock: GEMMBlocking.nc)
+        }
+    }
+
+    /// Rows `rows` of a gathered-rows multiply with this engine's buffers, B packed
+    /// `columnsPerBlock` columns at a time.
+    @inlinable
+    func gatheredRows(_ w: GatheredMultiply<Tile>, rows: Range<Int>, columnsPerBlock: Int) {
         let mr = Tile.mr, nr = Tile.nr
         var jc = 0
-        while jc < n {
-            let nc = min(GEMMBlocking.nc, n - jc)
+        while jc < w.n {
+            let nc = min(columnsPerBlock, w.n - jc)
             var pc = 0
-            while pc < k {
-                let kc = min(GEMMBlocking.kc, k - pc)
-                packB(transposeB, b, ldb, row: pc, column: jc, kc: kc, nc: nc)
-                var ic = 0
-                while ic < m {
-                    let mc = min(GEMMBlocking.mc, m - ic)
-                    // Pack MR gathered rows side by side: each p stores MR contiguous values
-                    // (missing rows of the last panel repeat its first row; their results are dropped).
+            while pc < w.k {
+                let kc = min(GEMMBlocking.kc, w.k - pc)
+                packB(w.transposeB, w.b, w.ldb, row: pc, column: jc, kc: kc, nc: nc)
+                var ic = rows.lowerBound
+                while ic < rows.upperBound {
+                    let mc = min(GEMMBlocking.mc, rows.upperBound - ic)
+                    // Pack MR gathered rows side by side (missing rows of the last panel repeat
+                    // its first row; their results are dropped).
                     var q = 0
                     while q * mr < mc {
-                        let panel = packedA + q * mr * kc
-                        let rows = min(mr, mc - q * mr)
+                        let available = min(mr, mc - q * mr)
                         for i in 0..<mr {
-                            rowPointers[i] = a + Int(aRows[ic + q * mr + (i < rows ? i : 0)]) * aStride + pc
+                            rowPointers[i] = w.a + Int(w.aRows[ic + q * mr + (i < available ? i : 0)]) * w.aStride + pc
                         }
-                        Tile.packRows(rowPointers, count: mr, kc: kc, into: panel)
+                        Tile.packRows(rowPointers, count: mr, kc: kc, into: packedA + q * mr * kc)
                         q += 1
                     }
                     // Each tile goes through the edge tile and is added into its scattered rows.
@@ -255,10 +424,10 @@ extension GEMMEngine {
                         let cols = min(nr, nc - jr)
                         var ir = 0
                         while ir < mc {
-                            let rows = min(mr, mc - ir)
+                            let tileRows = min(mr, mc - ir)
                             Tile.multiply(kc: kc, a: packedA + ir * kc, b: packedB + jr * kc, c: edgeTile, ldc: nr, add: false)
-                            for i in 0..<rows {
-                                let dst = c + Int(cRows[ic + ir + i]) * cStride + jc + jr
+                            for i in 0..<tileRows {
+                                let dst = w.c + Int(w.cRows[ic + ir + i]) * w.ldc + jc + jr
                                 let src = edgeTile + i * nr
                                 for j in 0..<cols { dst[j] += src[j] }
                             }
@@ -274,26 +443,20 @@ extension GEMMEngine {
         }
     }
 
-    /// `c[m x n] += Σ_p a[aRows[p]]ᵀ · b[bRows[p]]` over `p` in `0 ..< k`: the inner dimension
-    /// is gathered. Row `p` of A is the `m` floats at `a + aRows[p]·aStride`, row `p` of B the
-    /// `n` floats at `b + bRows[p]·bStride`. The kernel gradient of one convolution tap:
-    /// (input pixels under the tap)ᵀ · (output gradients of those pixels).
+    /// Columns `columns` (whole NR panels but for the last) of a gathered-inner multiply with
+    /// this engine's buffers, B packed `columnsPerBlock` columns at a time.
     @inlinable
-    public func multiplyGatheredInner(m: Int, n: Int, k: Int,
-                                      a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
-                                      b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
-                                      c: UnsafeMutablePointer<Float>, ldc: Int) {
-        guard m > 0, n > 0, k > 0 else { return }
+    func gatheredInner(_ w: GatheredMultiply<Tile>, columns: Range<Int>, columnsPerBlock: Int) {
         let mr = Tile.mr, nr = Tile.nr
-        var jc = 0
-        while jc < n {
-            let nc = min(GEMMBlocking.nc, n - jc)
+        var jc = columns.lowerBound
+        while jc < columns.upperBound {
+            let nc = min(columnsPerBlock, columns.upperBound - jc)
             var pc = 0
-            while pc < k {
-                let kc = min(GEMMBlocking.kc, k - pc)
+            while pc < w.k {
+                let kc = min(GEMMBlocking.kc, w.k - pc)
                 // Pack B's gathered rows into panels of NR columns, one source row at a time.
                 for p in 0..<kc {
-                    let row = b + Int(bRows[pc + p]) * bStride + jc
+                    let row = w.b + Int(w.bRows[pc + p]) * w.bStride + jc
                     var qb = 0
                     while qb * nr < nc {
                         let src = row + qb * nr, dst = packedB + qb * kc * nr + p * nr
@@ -308,12 +471,12 @@ extension GEMMEngine {
                     }
                 }
                 var ic = 0
-                while ic < m {
-                    let mc = min(GEMMBlocking.mc, m - ic)
+                while ic < w.m {
+                    let mc = min(GEMMBlocking.mc, w.m - ic)
                     // Pack Aᵀ: each gathered row contributes MR contiguous values to every panel;
                     // one source row at a time.
                     for p in 0..<kc {
-                        let row = a + Int(aRows[pc + p]) * aStride + ic
+                        let row = w.a + Int(w.aRows[pc + p]) * w.aStride + ic
                         var q = 0
                         while q * mr < mc {
                             let src = row + q * mr, dst = packedA + q * mr * kc + p * mr
@@ -323,7 +486,7 @@ extension GEMMEngine {
                             q += 1
                         }
                     }
-                    macroKernel(mc: mc, nc: nc, kc: kc, c: c + ic * ldc + jc, ldc: ldc, add: true)
+                    macroKernel(mc: mc, nc: nc, kc: kc, c: w.c + ic * w.ldc + jc, ldc: w.ldc, add: true)
                     ic += mc
                 }
                 pc += kc
@@ -331,4 +494,94 @@ extension GEMMEngine {
             jc += nc
         }
     }
+}
+
+/// A gathered multiply's operands, handed to the pool's threads as a value (see `PoolWork`).
+/// `inner`: `multiplyGatheredInner` (C is `m x n` with leading dimension `ldc`); else
+/// `multiplyGatheredRows` (C's rows at `cRows`, `ldc` apart).
+@usableFromInline
+struct GatheredMultiply<Tile: MicroKernel>: PoolWork {
+    @usableFromInline let engine: GEMMEngine<Tile>
+    @usableFromInline let inner: Bool
+    @usableFromInline let m: Int, n: Int, k: Int
+    @usableFromInline let a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int
+    @usableFromInline let transposeB: Bool
+    @usableFromInline let b: UnsafePointer<Float>, ldb: Int, bRows: UnsafePointer<Int32>, bStride: Int
+    @usableFromInline let c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, ldc: Int
+
+    @inlinable
+    init(engine: GEMMEngine<Tile>, inner: Bool, m: Int, n: Int, k: Int,
+         a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int, transposeB: Bool,
+         b: UnsafePointer<Float>, ldb: Int, bRows: UnsafePointer<Int32>, bStride: Int,
+         c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, ldc: Int) {
+        self.engine = engine
+        self.inner = inner
+        self.m = m
+        self.n = n
+        self.k = k
+        self.a = a
+        self.aRows = aRows
+        self.aStride = aStride
+        self.transposeB = transposeB
+        self.b = b
+        self.ldb = ldb
+        self.bRows = bRows
+        self.bStride = bStride
+        self.c = c
+        self.cRows = cRows
+        self.ldc = ldc
+    }
+
+    /// Thread `worker`'s share: rows of C for the gathered-rows multiply, NR panels of its
+    /// columns for the gathered-inner one; B goes into the thread's own region.
+    @inlinable
+    func run(worker t: Int, pool: ThreadPool) {
+        let team = pool.count, nr = Tile.nr
+        let own = engine.view(thread: t, packedB: engine.privateB(thread: t, team: team))
+        let columnsPerBlock = GEMMEngine<Tile>.panelsPerThread(team) * nr
+        if inner {
+            let panels = (n + nr - 1) / nr
+            let first = min(n, panels * t / team * nr), end = min(n, panels * (t + 1) / team * nr)
+            if first < end { own.gatheredInner(self, columns: first ..< end, columnsPerBlock: columnsPerBlock) }
+        } else {
+            let first = m * t / team, end = m * (t + 1) / team
+            if first < end { own.gatheredRows(self, rows: first ..< end, columnsPerBlock: columnsPerBlock) }
+        }
+    }
+}
+
+/// One multiply's operands, handed to the pool's threads as a value (see `PoolWork`).
+@usableFromInline
+struct ParallelMultiply<Tile: MicroKernel>: PoolWork {
+    @usableFromInline let engine: GEMMEngine<Tile>
+    @usableFromInline let transposeA: Bool, transposeB: Bool
+    @usableFromInline let m: Int, n: Int, k: Int
+    @usableFromInline let a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int
+    @usableFromInline let c: UnsafeMutablePointer<Float>, ldc: Int
+    @usableFromInline let accumulate: Bool
+    /// Split by rows of C (else by NR panels of its columns).
+    @usableFromInline let byRows: Bool
+
+    @inlinable
+    init(engine: GEMMEngine<Tile>, transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
+         a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+         c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool, byRows: Bool) {
+        self.engine = engine
+        self.transposeA = transposeA
+        self.transposeB = transposeB
+        self.m = m
+        self.n = n
+        self.k = k
+        self.a = a
+        self.lda = lda
+        self.b = b
+        self.ldb = ldb
+        self.c = c
+        self.ldc = ldc
+        self.accumulate = accumulate
+        self.byRows = byRows
+    }
+
+    @inlinable
+    func run(worker: Int, pool: ThreadPool) { engine.multiplyShare(self, worker: worker, pool: pool) }
 }

@@ -12,75 +12,136 @@ import Darwin
 /// Elementwise kernels compute each lane with the same operations whatever the width, so the
 /// instruction sets agree bit for bit; reductions (`sum`) keep a fixed 8-lane order for the
 /// same reason. No allocation per call; one instance must not be used from two threads at once.
+///
+/// Threads: the GEMM and the elementwise kernels split their work over `pool` when it is
+/// large enough (`thresholds`). Every output value is computed by one thread with the same
+/// operations as without the split, and the reductions (`sum`, the loss) stay on one thread,
+/// so results are bit-identical for every thread count.
 public protocol VectorBackend: Backend {
     associatedtype Vector: FloatVector
     associatedtype Tile: MicroKernel
     var engine: GEMMEngine<Tile> { get }
+    /// The threads the kernels split over (the caller is one of them).
+    var pool: ThreadPool { get }
+    var thresholds: ParallelThresholds { get }
+}
+
+/// Below which sizes a kernel runs on the calling thread alone: a dispatch to a polling pool
+/// costs about 0.2-0.4 µs (more when a thread has to be woken), which a small kernel does not
+/// repay. Any value gives the same results; only the speed changes.
+public struct ParallelThresholds: Sendable, Equatable {
+    /// Multiply-adds (m·n·k) of the smallest GEMM that is split.
+    public var gemm: Int
+    /// Values of the smallest elementwise kernel (or bias matrix) that is split.
+    public var elementwise: Int
+
+    public init(gemm: Int, elementwise: Int) {
+        self.gemm = gemm
+        self.elementwise = elementwise
+    }
+
+    /// Near the break-even of 2 threads against 1 on a 2-core Zen 5 (AVX-512 kernels, best of
+    /// repeated runs): a 48 x 48 x 48 multiply (110 K multiply-adds) runs at 1.0x, 64³ (262 K)
+    /// at 1.2-1.3x, 128 x 784 x 128 at 1.85x; an axpy of 16 K values at 1.0-1.1x (a leakyReLU,
+    /// 10x costlier per value, at 1.8x), 128 K values at 2x.
+    public static let measured = ParallelThresholds(gemm: 1 << 17, elementwise: 1 << 14)
+    /// Split everything, however small: what the tests use to exercise every split.
+    public static let always = ParallelThresholds(gemm: 0, elementwise: 0)
 }
 
 extension VectorBackend {
+    /// Runs `work` over `0 ..< count`: on the calling thread alone below `minimum`, else split
+    /// over the pool's threads (see `ThreadPool.split`).
+    @inlinable @inline(__always)
+    func split<Work: RangeWork>(_ count: Int, granularity: Int = 16, output: UnsafeMutablePointer<Float>? = nil,
+                                minimum: Int, _ work: Work) {
+        guard pool.count > 1, count >= minimum, count > granularity else { return work(0 ..< count) }
+        pool.split(count, granularity: granularity, output: output, work)
+    }
+
     @inlinable
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
         engine.multiply(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
-                        a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate)
+                        a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, accumulate: accumulate,
+                        pool: m * n * k >= thresholds.gemm ? pool : nil)
     }
 
+    /// Rows split over the threads (see `GEMMEngine.multiplyGatheredRows`).
     @inlinable
     public func gemmGatheredRows(m: Int, n: Int, k: Int,
                                  a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
                                  transposeB: Bool, b: UnsafePointer<Float>, ldb: Int,
                                  c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int) {
         engine.multiplyGatheredRows(m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride, transposeB: transposeB,
-                                    b: b, ldb: ldb, c: c, cRows: cRows, cStride: cStride)
+                                    b: b, ldb: ldb, c: c, cRows: cRows, cStride: cStride,
+                                    pool: m * n * k >= thresholds.gemm ? pool : nil)
     }
 
+    /// Columns split over the threads (see `GEMMEngine.multiplyGatheredInner`).
     @inlinable
     public func gemmGatheredInner(m: Int, n: Int, k: Int,
                                   a: UnsafePointer<Float>, aRows: UnsafePointer<Int32>, aStride: Int,
                                   b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
                                   c: UnsafeMutablePointer<Float>, ldc: Int) {
         engine.multiplyGatheredInner(m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
-                                     b: b, bRows: bRows, bStride: bStride, c: c, ldc: ldc)
+                                     b: b, bRows: bRows, bStride: bStride, c: c, ldc: ldc,
+                                     pool: m * n * k >= thresholds.gemm ? pool : nil)
     }
 
+    /// Values split over the threads; each value's update is its own.
+    @inlinable
+    public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
+                           m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
+                           beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {
+        // Four streams and a division and a square root per value: a few leakyReLUs' worth.
+        split(count, output: parameters, minimum: thresholds.elementwise / 4,
+              AdamRange<Vector>(parameters: parameters, gradients: gradients, m: m, v: v,
+                                beta1: beta1, beta2: beta2, stepSize: stepSize, epsilon: epsilon))
+    }
+
+    /// Rows split over the threads.
     @inlinable
     public func addBias(_ bias: UnsafePointer<Float>, to x: UnsafeMutablePointer<Float>, rows: Int, columns: Int) {
-        for r in 0..<rows { axpy(1, bias, x + r * columns, count: columns) }
+        let minimumRows = (thresholds.elementwise + columns - 1) / max(columns, 1)
+        split(rows, granularity: 1, minimum: minimumRows, BiasRows<Vector>(bias: bias, x: x, columns: columns))
     }
 
+    /// Columns split over the threads; each column is summed in row order whatever the split.
     @inlinable
     public func accumulateBiasGradient(_ dy: UnsafePointer<Float>, rows: Int, columns: Int,
                                        into biasGradient: UnsafeMutablePointer<Float>) {
-        for r in 0..<rows { axpy(1, dy + r * columns, biasGradient, count: columns) }
+        let minimumColumns = (thresholds.elementwise + rows - 1) / max(rows, 1)
+        split(columns, minimum: minimumColumns,
+              BiasGradientColumns<Vector>(dy: dy, rows: rows, columns: columns, gradient: biasGradient))
     }
 
     @inlinable
     public func leakyReLU(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
-        vectorMap(x, y, count, LeakyReLUForward<Vector>(slope: slope))
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.leakyReLU, x, x, y, slope))
     }
 
     @inlinable
     public func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                   _ dx: UnsafeMutablePointer<Float>, count: Int, slope: Float) {
-        vectorZipMap(x, dy, dx, count, LeakyReLUBackward<Vector>(slope: slope))
+        split(count, output: dx, minimum: thresholds.elementwise, Elementwise<Vector>(.leakyReLUBackward, x, dy, dx, slope))
     }
 
     @inlinable
     public func tanh(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        vectorMap(x, y, count, TanhForward<Vector>())
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.tanh, x, x, y))
     }
 
     @inlinable
     public func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                              _ dx: UnsafeMutablePointer<Float>, count: Int) {
-        vectorZipMap(y, dy, dx, count, TanhBackward<Vector>())
+        split(count, output: dx, minimum: thresholds.elementwise, Elementwise<Vector>(.tanhBackward, y, dy, dx))
     }
 
     @inlinable
     public func sigmoid(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        vectorMap(x, y, count, SigmoidForward<Vector>())
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.sigmoid, x, x, y))
     }
 
     @inlinable
@@ -113,43 +174,265 @@ extension VectorBackend {
 
     @inlinable
     public func axpy(_ alpha: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
-        vectorZipMap(x, y, y, count, MultiplyAdd<Vector>(alpha: alpha))
+        split(count, output: y, minimum: thresholds.elementwise, Elementwise<Vector>(.axpy, x, y, y, alpha))
     }
 
     @inlinable
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
-        vectorMap(x, x, count, Multiply<Vector>(alpha: alpha))
+        split(count, output: x, minimum: thresholds.elementwise, Elementwise<Vector>(.scale, x, x, x, alpha))
+    }
+
+    /// Examples split over the threads: each example's rows of the column matrix are its own.
+    @inlinable
+    public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
+                       into columns: UnsafeMutablePointer<Float>) {
+        let perExample = geometry.outputPixels * geometry.columnCount
+        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample,
+              ConvolutionExamples(geometry: geometry, adjoint: false, from: image, to: columns))
+    }
+
+    /// Examples split over the threads: each writes its own images, adding its taps in the
+    /// order one thread does.
+    @inlinable
+    public func col2im(_ geometry: ConvolutionGeometry, _ columns: UnsafePointer<Float>, batch: Int,
+                       into image: UnsafeMutablePointer<Float>) {
+        let perExample = geometry.outputPixels * geometry.columnCount
+        split(batch, granularity: 1, minimum: (thresholds.elementwise + perExample - 1) / perExample,
+              ConvolutionExamples(geometry: geometry, adjoint: true, from: columns, to: image))
+    }
+
+    /// `work`'s type is only known at run time here (the callers reach this through `any
+    /// Backend`), so the split goes through its witness table (`ThreadPool.runUnspecialized`).
+    @inlinable
+    public func parallelFor<Work: RangeWork>(_ count: Int, granularity: Int, cost: Int, _ work: Work) {
+        guard pool.count > 1, count >= thresholds.elementwise / max(cost, 1), count > granularity else {
+            return work(0 ..< count)
+        }
+        pool.splitUnspecialized(count, granularity: granularity, work)
+    }
+}
+
+// MARK: - The kernels' loops, on one range each
+
+/// The elementwise kernels on `range`: `out = f(x)` or `out = f(x, y)`, a vector at a time
+/// (`out` may alias `x` or `y`). One value per call of a kernel, so that the pool's threads
+/// can each run it on their own range (see `PoolWork`); the arithmetic of every kernel is here.
+@usableFromInline
+struct Elementwise<V: FloatVector>: RangeWork {
+    @usableFromInline
+    enum Operation {
+        /// `x > 0 ? x : slope * x`, and its backward `y * (x > 0 ? 1 : slope)` (x: the forward input).
+        case leakyReLU, leakyReLUBackward
+        /// `tanh(x)`, and its backward `y * (1 - x²)` (x: the forward output).
+        case tanh, tanhBackward
+        /// `1 / (1 + exp(-x))`.
+        case sigmoid
+        /// `y + parameter * x`, fused; `parameter * x`.
+        case axpy, scale
+    }
+
+    @usableFromInline let operation: Operation
+    @usableFromInline let x: UnsafePointer<Float>, y: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>
+    /// The slope or the alpha.
+    @usableFromInline let parameter: Float
+
+    @inlinable
+    init(_ operation: Operation, _ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+         _ parameter: Float = 0) {
+        self.operation = operation
+        self.x = x
+        self.y = y
+        self.out = out
+        self.parameter = parameter
     }
 
     @inlinable
-    public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
-                           m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
-                           beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {
-        let b1 = Vector(repeating: beta1), b2 = Vector(repeating: beta2)
-        let c1 = Vector(repeating: 1 - beta1), c2 = Vector(repeating: 1 - beta2)
-        let size = Vector(repeating: stepSize), eps = Vector(repeating: epsilon)
-        @inline(__always) func load(_ p: UnsafePointer<Float>) -> Vector { UnsafeRawPointer(p).loadUnaligned(as: Vector.self) }
-        @inline(__always) func store(_ x: Vector, _ p: UnsafeMutablePointer<Float>) {
-            UnsafeMutableRawPointer(p).storeBytes(of: x, as: Vector.self)
+    func callAsFunction(_ range: Range<Int>) {
+        let n = range.count, x = self.x + range.lowerBound, y = self.y + range.lowerBound, out = self.out + range.lowerBound
+        switch operation {
+        case .leakyReLU: Self.leakyReLU(x, out, n, parameter)
+        case .leakyReLUBackward: Self.leakyReLUBackward(x, y, out, n, parameter)
+        case .tanh: Self.tanh(x, out, n)
+        case .tanhBackward: Self.tanhBackward(x, y, out, n)
+        case .sigmoid: Self.sigmoid(x, out, n)
+        case .axpy: Self.axpy(x, y, out, n, parameter)
+        case .scale: Self.scale(x, out, n, parameter)
         }
-        @inline(__always) func update(_ g: Vector, _ p: Vector, _ m0: Vector, _ v0: Vector) -> (Vector, Vector, Vector) {
+    }
+
+    // One function per operation, not inlined into the switch: one large function is more
+    // than the optimizer inlines well (with closures, axpy ran 3x slower).
+
+    @inlinable @inline(never)
+    static func leakyReLU(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ slope: Float) {
+        vectorMap(x, out, n, LeakyReLUForward<V>(slope: slope))
+    }
+
+    @inlinable @inline(never)
+    static func leakyReLUBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                                  _ n: Int, _ slope: Float) {
+        vectorZipMap(x, dy, out, n, LeakyReLUBackward<V>(slope: slope))
+    }
+
+    @inlinable @inline(never)
+    static func tanh(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        vectorMap(x, out, n, TanhForward<V>())
+    }
+
+    @inlinable @inline(never)
+    static func tanhBackward(_ y: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        vectorZipMap(y, dy, out, n, TanhBackward<V>())
+    }
+
+    @inlinable @inline(never)
+    static func sigmoid(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int) {
+        vectorMap(x, out, n, SigmoidForward<V>())
+    }
+
+    @inlinable @inline(never)
+    static func axpy(_ x: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                     _ n: Int, _ alpha: Float) {
+        vectorZipMap(x, y, out, n, MultiplyAdd<V>(alpha: alpha))
+    }
+
+    @inlinable @inline(never)
+    static func scale(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ alpha: Float) {
+        vectorMap(x, out, n, Multiply<V>(alpha: alpha))
+    }
+}
+
+/// Adam's update (see `Backend.adamUpdate`) of the values in the range, a vector at a time;
+/// the tail runs the same vector arithmetic on padded lanes, so no value depends on where a
+/// range ends.
+@usableFromInline
+struct AdamRange<V: FloatVector>: RangeWork {
+    @usableFromInline let parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>
+    @usableFromInline let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+    @usableFromInline let beta1: Float, beta2: Float, stepSize: Float, epsilon: Float
+
+    @inlinable
+    init(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>, m: UnsafeMutablePointer<Float>,
+         v: UnsafeMutablePointer<Float>, beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {
+        self.parameters = parameters
+        self.gradients = gradients
+        self.m = m
+        self.v = v
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.stepSize = stepSize
+        self.epsilon = epsilon
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) { Self.update(self, range) }
+
+    @inlinable @inline(never)
+    static func update(_ work: AdamRange, _ range: Range<Int>) {
+        let b1 = V(repeating: work.beta1), b2 = V(repeating: work.beta2)
+        let c1 = V(repeating: 1 - work.beta1), c2 = V(repeating: 1 - work.beta2)
+        let size = V(repeating: work.stepSize), eps = V(repeating: work.epsilon)
+        let (parameters, gradients, m, v) = (work.parameters, work.gradients, work.m, work.v)
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> V { UnsafeRawPointer(p).loadUnaligned(as: V.self) }
+        @inline(__always) func store(_ x: V, _ p: UnsafeMutablePointer<Float>) {
+            UnsafeMutableRawPointer(p).storeBytes(of: x, as: V.self)
+        }
+        @inline(__always) func step(_ g: V, _ p: V, _ m0: V, _ v0: V) -> (V, V, V) {
             let m1 = b1 * m0 + c1 * g
             let v1 = b2 * v0 + c2 * g * g
             return (p - size * m1 / (v1.squareRoot() + eps), m1, v1)
         }
-        let w = Vector.scalarCount
-        var i = 0
-        while i + w <= count {
-            let (p1, m1, v1) = update(load(gradients + i), load(parameters + i), load(m + i), load(v + i))
+        let w = V.scalarCount, end = range.upperBound
+        var i = range.lowerBound
+        while i + w <= end {
+            let (p1, m1, v1) = step(load(gradients + i), load(parameters + i), load(m + i), load(v + i))
             store(p1, parameters + i); store(m1, m + i); store(v1, v + i)
             i += w
         }
-        // The tail runs the same vector arithmetic on padded lanes.
-        if i < count {
-            var g = Vector(), p = g, m0 = g, v0 = g
-            for j in 0..<(count - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = m[i + j]; v0[j] = v[i + j] }
-            let (p1, m1, v1) = update(g, p, m0, v0)
-            for j in 0..<(count - i) { parameters[i + j] = p1[j]; m[i + j] = m1[j]; v[i + j] = v1[j] }
+        if i < end {
+            var g = V(), p = g, m0 = g, v0 = g
+            for j in 0..<(end - i) { g[j] = gradients[i + j]; p[j] = parameters[i + j]; m0[j] = m[i + j]; v0[j] = v[i + j] }
+            let (p1, m1, v1) = step(g, p, m0, v0)
+            for j in 0..<(end - i) { parameters[i + j] = p1[j]; m[i + j] = m1[j]; v[i + j] = v1[j] }
+        }
+    }
+}
+
+/// `x[r, j] += bias[j]` for the rows `r` in the range.
+@usableFromInline
+struct BiasRows<V: FloatVector>: RangeWork {
+    @usableFromInline let bias: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, columns: Int
+
+    @inlinable
+    init(bias: UnsafePointer<Float>, x: UnsafeMutablePointer<Float>, columns: Int) {
+        self.bias = bias
+        self.x = x
+        self.columns = columns
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        for r in range {
+            let row = x + r * columns
+            Elementwise<V>.axpy(bias, row, row, columns, 1)
+        }
+    }
+}
+
+/// `gradient[j] += Σ_r dy[r, j]` for the columns `j` in the range, in row order. Up to 128
+/// columns at a time are added on the stack and written back once: the gradient buffer itself,
+/// written on every row, would share a cache line between two threads at the seam of their
+/// columns (measured 3-4x slower than one thread).
+@usableFromInline
+struct BiasGradientColumns<V: FloatVector>: RangeWork {
+    @usableFromInline let dy: UnsafePointer<Float>, rows: Int, columns: Int, gradient: UnsafeMutablePointer<Float>
+
+    @inlinable
+    init(dy: UnsafePointer<Float>, rows: Int, columns: Int, gradient: UnsafeMutablePointer<Float>) {
+        self.dy = dy
+        self.rows = rows
+        self.columns = columns
+        self.gradient = gradient
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 128) { buffer in
+            let sums = buffer.baseAddress!
+            var j = range.lowerBound
+            while j < range.upperBound {
+                let n = min(128, range.upperBound - j)
+                sums.update(from: gradient + j, count: n)
+                for r in 0..<rows { Elementwise<V>.axpy(dy + r * columns + j, sums, sums, n, 1) }
+                (gradient + j).update(from: sums, count: n)
+                j += n
+            }
+        }
+    }
+}
+
+/// `im2col` (or, `adjoint`, `col2im`) of the examples in the range.
+@usableFromInline
+struct ConvolutionExamples: RangeWork {
+    @usableFromInline let geometry: ConvolutionGeometry
+    @usableFromInline let adjoint: Bool
+    @usableFromInline let from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>
+
+    @inlinable
+    init(geometry: ConvolutionGeometry, adjoint: Bool, from: UnsafePointer<Float>, to: UnsafeMutablePointer<Float>) {
+        self.geometry = geometry
+        self.adjoint = adjoint
+        self.from = from
+        self.to = to
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        let image = geometry.inputCount, columns = geometry.outputPixels * geometry.columnCount
+        let (first, batch) = (range.lowerBound, range.count)
+        if adjoint {
+            geometry.col2im(from + first * columns, batch: batch, into: to + first * image)
+        } else {
+            geometry.im2col(from + first * image, batch: batch, into: to + first * columns)
         }
     }
 }

@@ -5,9 +5,17 @@ import Kernels
 /// elementwise kernels and a 6 x 16 GEMM tile.
 public final class AVX2Backend: VectorBackend {
     public typealias Vector = SIMD8<Float>
-    public let engine = GEMMEngine<Tile6x16>()
+    public let engine: GEMMEngine<Tile6x16>
+    public let pool: ThreadPool
+    public let thresholds: ParallelThresholds
 
-    public init() {}
+    /// Kernels split over `threads` threads (the caller and `threads - 1` started here, once)
+    /// where the work is at least `thresholds`.
+    public init(threads: Int = 1, thresholds: ParallelThresholds = .measured) {
+        engine = GEMMEngine(threads: threads)
+        pool = ThreadPool(threads: threads)
+        self.thresholds = thresholds
+    }
     deinit { engine.deallocate() }
 }
 

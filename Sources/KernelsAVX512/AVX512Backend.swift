@@ -6,9 +6,17 @@ import Kernels
 /// after CPUID and XGETBV say the CPU and the OS support AVX-512.
 public final class AVX512Backend: VectorBackend {
     public typealias Vector = SIMD16<Float>
-    public let engine = GEMMEngine<Tile12x32>()
+    public let engine: GEMMEngine<Tile12x32>
+    public let pool: ThreadPool
+    public let thresholds: ParallelThresholds
 
-    public init() {}
+    /// Kernels split over `threads` threads (the caller and `threads - 1` started here, once)
+    /// where the work is at least `thresholds`.
+    public init(threads: Int = 1, thresholds: ParallelThresholds = .measured) {
+        engine = GEMMEngine(threads: threads)
+        pool = ThreadPool(threads: threads)
+        self.thresholds = thresholds
+    }
     deinit { engine.deallocate() }
 }
 

@@ -99,7 +99,7 @@ public final class Conv2D: Layer {
         if let tapTable {
             tapTable.forward(input, kernel: weights.kernel, batch: batch, into: output.base, backend: backend)
         } else {
-            geometry.im2col(input, batch: batch, into: columns.base)
+            backend.im2col(geometry, input, batch: batch, into: columns.base)
             // y (rows x filters) = columns (rows x n) · K (n x filters)
             backend.gemm(transposeA: false, transposeB: false, m: rows, n: filters, k: n,
                          a: columns.base, lda: n, b: weights.kernel, ldb: filters,
@@ -136,7 +136,7 @@ public final class Conv2D: Layer {
         backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: filters,
                      a: dy, lda: filters, b: weights.kernel, ldb: filters,
                      c: columnGradient, ldc: n, accumulate: false)
-        geometry.col2im(columnGradient, batch: batch, into: dx)
+        backend.col2im(geometry, columnGradient, batch: batch, into: dx)
         return UnsafePointer(dx)
     }
 }

@@ -98,7 +98,7 @@ public final class ConvTranspose2D: Layer {
             backend.gemm(transposeA: false, transposeB: true, m: rows, n: n, k: inputChannels,
                          a: input, lda: inputChannels, b: weights.kernel, ldb: inputChannels,
                          c: columns, ldc: n, accumulate: false)
-            geometry.col2im(columns, batch: batch, into: output.base)
+            backend.col2im(geometry, columns, batch: batch, into: output.base)
         }
         if let bias = weights.bias { backend.addBias(bias, to: output.base, rows: batch * geometry.inputHeight * geometry.inputWidth,
                                       columns: filters) }
@@ -123,7 +123,7 @@ public final class ConvTranspose2D: Layer {
             return UnsafePointer(dx)
         }
         let columns = memory.workspace.base
-        geometry.im2col(dy, batch: batch, into: columns)
+        backend.im2col(geometry, dy, batch: batch, into: columns)
         if parameterGradients {
             // dK (n x inputChannels) += im2col(dy)ᵀ · x
             backend.gemm(transposeA: true, transposeB: false, m: n, n: inputChannels, k: rows,

@@ -86,9 +86,12 @@ struct Train: ParsableCommand {
     @Option(help: instructionSetHelp)
     var isa: InstructionSet?
 
+    @Option(help: "Threads per rank for the kernels (default: the cores this process may use, shared among the ranks on its host; results are identical for every count).")
+    var threads: Int?
+
     func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
-        for (name, value) in [("--steps", steps), ("--epochs", epochs), ("--batch-size", batchSize)] {
+        for (name, value) in [("--steps", steps), ("--epochs", epochs), ("--batch-size", batchSize), ("--threads", threads)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be a positive integer, got \(value)") }
         }
         if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
@@ -140,6 +143,11 @@ struct Train: ParsableCommand {
         return o
     }
 
+    /// `--threads`, else this rank's share of the host: Open MPI says how many ranks run here.
+    static func defaultThreads(environment: [String: String]) -> Int {
+        Backends.defaultThreads(localRanks: environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1)
+    }
+
     func run() throws {
         let communicator: Communicator
         do {
@@ -150,10 +158,12 @@ struct Train: ParsableCommand {
         }
         let configuration = ganConfiguration
         do {
-            let backend = try Backends.make(try chooseInstructionSet(flag: isa))
-            let directory = resolveDataDirectory(explicit: data, environment: ProcessInfo.processInfo.environment)
+            let environment = ProcessInfo.processInfo.environment
+            let directory = resolveDataDirectory(explicit: data, environment: environment)
             let shard = try MNISTShardData(directory: directory, configuration: configuration,
                                            rank: communicator.rank, ranks: communicator.size)
+            let backend = try Backends.make(try chooseInstructionSet(flag: isa),
+                                            threads: threads ?? Train.defaultThreads(environment: environment))
             let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
                                       communicator: communicator, backend: backend)
             try run.run()

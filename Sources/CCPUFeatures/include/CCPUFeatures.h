@@ -10,4 +10,9 @@ int gantry_cpu_supports_avx512(void);
 /// In C on purpose: Swift code, even code that looks plain, may call generic specializations
 /// the linker took from a module built for x86-64-v3, so no Swift may run before this check.
 void gantry_exit_unless_avx2_fma(void);
+/// The CPUs this process may run on: its affinity mask (sched_getaffinity, which
+/// `mpirun --bind-to` narrows), or the online CPUs where there is none; at least 1.
+int gantry_available_cpus(void);
+/// The CPUs online on this host, whatever this process's affinity; at least 1.
+int gantry_online_cpus(void);
 #endif
