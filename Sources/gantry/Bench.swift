@@ -33,11 +33,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Untimed steps before them (default: 50 for mlp, 3 for dcgan).")
     var warmup: Int?
 
-    @Option(help: """
-        Kernel threads per rank, passed to the backend. Today's backends run on one thread \
-        whatever the count; the peak counts one core per thread.
+    @Option(name: .customLong("threads"), help: """
+        Kernel threads per rank (default: as gantry train, the cores this process may use shared \
+        among the ranks on its host; with --kernels, 1); the peak counts one core per thread.
         """)
-    var threads: Int = 1
+    var threadsOption: Int?
+
+    /// `--threads`, or the default `gantry train` takes.
+    var threads: Int { threadsOption ?? Train.defaultThreads(environment: ProcessInfo.processInfo.environment) }
 
     @Option(help: instructionSetHelp)
     var isa: InstructionSet?
@@ -55,7 +58,7 @@ struct Bench: ParsableCommand {
     var kernels = false
 
     func validate() throws {
-        for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--threads", threads)] {
+        for (name, value) in [("--steps", steps), ("--batch-size", batchSize), ("--threads", threadsOption)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be a positive integer, got \(value)") }
         }
         if let warmup, warmup < 0 { throw ValidationError("--warmup must be 0 or more, got \(warmup)") }
@@ -99,7 +102,7 @@ struct Bench: ParsableCommand {
     func runKernels(_ instructionSet: InstructionSet) throws {
         let batch = batchSize ?? GANConfiguration.defaults(for: model).batchSize
         do {
-            let report = try KernelBenchmark.run(instructionSet: instructionSet, threads: threads, batchSize: batch)
+            let report = try KernelBenchmark.run(instructionSet: instructionSet, threads: threadsOption ?? 1, batchSize: batch)
             print(KernelsReport(report).lines.joined(separator: "\n"))
         } catch {
             FileHandle.standardError.write(Data("gantry: \(error)\n".utf8))
