@@ -25,6 +25,10 @@ public protocol MicroKernel {
                          c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool)
     /// `dst[0 ..< nr] = src[0 ..< nr]` (one row of a B panel), with the tile's vectors.
     static func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
+    /// `rows[i][0 ..< nr] += (a · b)[i]` for each row `i < mr` of the tile (distinct rows of C):
+    /// `multiply(add: true)` with the rows of C anywhere (a convolution tap's scattered pixels).
+    static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                            rows: UnsafePointer<UnsafePointer<Float>>)
     /// `dst[p*count + i] = rows[i][p]` for `i < count`, `p < kc`: rows side by side. An A panel
     /// (`count` = MR) or a panel of a transposed B (`count` = NR).
     static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
@@ -418,18 +422,29 @@ extension GEMMEngine {
                         Tile.packRows(rowPointers, count: mr, kc: kc, into: packedA + q * mr * kc)
                         q += 1
                     }
-                    // Each tile goes through the edge tile and is added into its scattered rows.
+                    // Each tile is added into its scattered rows of C.
                     var jr = 0
                     while jr < nc {
                         let cols = min(nr, nc - jr)
                         var ir = 0
                         while ir < mc {
                             let tileRows = min(mr, mc - ir)
-                            Tile.multiply(kc: kc, a: packedA + ir * kc, b: packedB + jr * kc, c: edgeTile, ldc: nr, add: false)
-                            for i in 0..<tileRows {
-                                let dst = w.c + Int(w.cRows[ic + ir + i]) * w.ldc + jc + jr
-                                let src = edgeTile + i * nr
-                                for j in 0..<cols { dst[j] += src[j] }
+                            if cols == nr {
+                                // Straight into C's rows; a short tile's missing rows go to the edge tile.
+                                for i in 0..<mr {
+                                    rowPointers[i] = i < tileRows
+                                        ? UnsafePointer(w.c + Int(w.cRows[ic + ir + i]) * w.ldc + jc + jr)
+                                        : UnsafePointer(edgeTile + i * nr)
+                                }
+                                Tile.multiplyAdd(kc: kc, a: packedA + ir * kc, b: packedB + jr * kc, rows: rowPointers)
+                            } else {
+                                Tile.multiply(kc: kc, a: packedA + ir * kc, b: packedB + jr * kc, c: edgeTile, ldc: nr,
+                                              add: false)
+                                for i in 0..<tileRows {
+                                    let dst = w.c + Int(w.cRows[ic + ir + i]) * w.ldc + jc + jr
+                                    let src = edgeTile + i * nr
+                                    for j in 0..<cols { dst[j] += src[j] }
+                                }
                             }
                             ir += mr
                         }

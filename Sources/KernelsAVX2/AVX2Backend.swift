@@ -55,6 +55,19 @@ public enum Tile6x16: MicroKernel {
     @inline(__always)
     public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        product(kc: kc, a: a, b: b, add: add) { c + $0 * ldc }
+    }
+
+    @inline(__always)
+    public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   rows: UnsafePointer<UnsafePointer<Float>>) {
+        product(kc: kc, a: a, b: b, add: true) { UnsafeMutablePointer(mutating: rows[$0]) }
+    }
+
+    /// The tile's product, stored (or added) row by row at `row(i)`.
+    @inline(__always)
+    static func product(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, add: Bool,
+                        row: (Int) -> UnsafeMutablePointer<Float>) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
         var ap = a
@@ -71,8 +84,8 @@ public enum Tile6x16: MicroKernel {
             ap += 6
             bp += 64
         }
-        @inline(__always) func store(_ row: Int, _ lo: V8, _ hi: V8) {
-            let p = UnsafeMutableRawPointer(c + row * ldc)
+        @inline(__always) func store(_ index: Int, _ lo: V8, _ hi: V8) {
+            let p = UnsafeMutableRawPointer(row(index))
             if add {
                 p.storeBytes(of: p.loadUnaligned(as: V8.self) + lo, as: V8.self)
                 p.storeBytes(of: p.loadUnaligned(fromByteOffset: 32, as: V8.self) + hi, toByteOffset: 32, as: V8.self)

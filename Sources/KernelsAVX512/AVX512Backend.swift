@@ -52,6 +52,19 @@ public enum Tile12x32: MicroKernel {
     @inline(__always)
     public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        product(kc: kc, a: a, b: b, add: add) { c + $0 * ldc }
+    }
+
+    @inline(__always)
+    public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   rows: UnsafePointer<UnsafePointer<Float>>) {
+        product(kc: kc, a: a, b: b, add: true) { UnsafeMutablePointer(mutating: rows[$0]) }
+    }
+
+    /// The tile's product, stored (or added) row by row at `row(i)`.
+    @inline(__always)
+    static func product(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, add: Bool,
+                        row: (Int) -> UnsafeMutablePointer<Float>) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
         var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16(), c80 = V16(), c81 = V16()
@@ -76,8 +89,8 @@ public enum Tile12x32: MicroKernel {
             ap += 12
             bp += 128
         }
-        @inline(__always) func store(_ row: Int, _ lo: V16, _ hi: V16) {
-            let p = UnsafeMutableRawPointer(c + row * ldc)
+        @inline(__always) func store(_ index: Int, _ lo: V16, _ hi: V16) {
+            let p = UnsafeMutableRawPointer(row(index))
             if add {
                 p.storeBytes(of: p.loadUnaligned(as: V16.self) + lo, as: V16.self)
                 p.storeBytes(of: p.loadUnaligned(fromByteOffset: 64, as: V16.self) + hi, toByteOffset: 64, as: V16.self)
