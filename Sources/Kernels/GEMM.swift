@@ -360,15 +360,9 @@ extension GEMMEngine {
                                      c: UnsafeMutablePointer<Float>, cRows: UnsafePointer<Int32>, cStride: Int,
                                      pool: ThreadPool? = nil) {
         guard m > 0, n > 0, k > 0 else { return }
-        let work = GatheredMultiply(engine: self, inner: false, m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
-                                    transposeB: transposeB, b: b, ldb: ldb, bRows: aRows, bStride: 0,
-                                    c: c, cRows: cRows, ldc: cStride)
-        if let pool, pool.count > 1 {
-            precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
-            pool.run(work)
-        } else {
-            gatheredRows(work, rows: 0 ..< m, columnsPerBlock: GEMMBlocking.nc)
-        }
+        run(GatheredMultiply(engine: self, inner: false, m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
+                             transposeB: transposeB, b: b, ldb: ldb, bRows: aRows, bStride: 0,
+                             c: c, cRows: cRows, ldc: cStride), pool: pool)
     }
 
     /// `c[m x n] += Σ_p a[aRows[p]]ᵀ · b[bRows[p]]` over `p` in `0 ..< k`: the inner dimension
@@ -385,14 +379,21 @@ extension GEMMEngine {
                                       b: UnsafePointer<Float>, bRows: UnsafePointer<Int32>, bStride: Int,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, pool: ThreadPool? = nil) {
         guard m > 0, n > 0, k > 0 else { return }
-        let work = GatheredMultiply(engine: self, inner: true, m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
-                                    transposeB: false, b: b, ldb: 0, bRows: bRows, bStride: bStride,
-                                    c: c, cRows: aRows, ldc: ldc)
+        run(GatheredMultiply(engine: self, inner: true, m: m, n: n, k: k, a: a, aRows: aRows, aStride: aStride,
+                             transposeB: false, b: b, ldb: 0, bRows: bRows, bStride: bStride,
+                             c: c, cRows: aRows, ldc: ldc), pool: pool)
+    }
+
+    /// A gathered multiply on the pool's threads, or all of it on this one.
+    @inlinable
+    func run(_ work: GatheredMultiply<Tile>, pool: ThreadPool?) {
         if let pool, pool.count > 1 {
             precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
             pool.run(work)
+        } else if work.inner {
+            gatheredInner(work, columns: 0 ..< work.n, columnsPerBlock: GEMMBlocking.nc)
         } else {
-            gatheredInner(work, columns: 0 ..< n, columnsPerBlock: GEMMBlocking.nc)
+            gatheredRows(work, rows: 0 ..< work.m, columnsPerBlock: GEMMBlocking.nc)
         }
     }
 
