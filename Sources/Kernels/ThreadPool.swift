@@ -47,12 +47,12 @@ public protocol RangeWork {
 /// One caller at a time: like the backends that own it, a pool must not be used from two
 /// threads at once, and work must not call `run` again.
 public final class ThreadPool: @unchecked Sendable {
-    /// Threads in the team, the caller included (1: `run` calls the body on the caller alone).
+    /// Threads in the team, the caller included (1: `run` runs the work on the caller alone).
     public let count: Int
 
-    /// Bumped once per dispatch; a worker runs the body when it sees a value it has not run.
+    /// Bumped once per dispatch; a worker runs the work when it sees a value it has not run.
     private let generation = Atomic<Int>(0)
-    /// Workers (not counting the caller) still running the current body.
+    /// Workers (not counting the caller) still running the current work.
     private let running = Atomic<Int>(0)
     /// Set once, by `deinit`, to end the workers.
     private let stopping = Atomic<Bool>(false)
