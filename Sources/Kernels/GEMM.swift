@@ -29,6 +29,10 @@ public protocol MicroKernel {
     /// `multiply(add: true)` with the rows of C anywhere (a convolution tap's scattered pixels).
     static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                             rows: UnsafePointer<UnsafePointer<Float>>)
+    /// `c[mr x nr] (+)= a[mr x kc] · B` where row `p` of B is the NR floats at `bRows[p] + bOffset`:
+    /// `multiply` with B's rows read where they are (a convolution tap's gathered pixels).
+    static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
+                                  bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool)
     /// `dst[p*count + i] = rows[i][p]` for `i < count`, `p < kc`: rows side by side. An A panel
     /// (`count` = MR) or a panel of a transposed B (`count` = NR).
     static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
@@ -91,7 +95,8 @@ public struct GEMMEngine<Tile: MicroKernel> {
         packedA.deallocate(); packedB.deallocate(); edgeTile.deallocate(); rowPointers.deallocate()
     }
 
-    @usableFromInline static var rowPointersPerThread: Int { max(Tile.mr, Tile.nr) }
+    /// Room for the rows of a panel packed side by side, or a KC block's gathered B rows.
+    @usableFromInline static var rowPointersPerThread: Int { max(Tile.mr, Tile.nr, GEMMBlocking.kc) }
 
     /// Thread `t`'s own packing buffers, with B at `packedB` (shared, or the thread's region).
     @inlinable
@@ -391,7 +396,7 @@ extension GEMMEngine {
             precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
             pool.run(work)
         } else if work.inner {
-            gatheredInner(work, columns: 0 ..< work.n, columnsPerBlock: GEMMBlocking.nc)
+            gatheredInner(work, columns: 0 ..< work.n)
         } else {
             gatheredRows(work, rows: 0 ..< work.m, columnsPerBlock: GEMMBlocking.nc)
         }
@@ -460,54 +465,77 @@ extension GEMMEngine {
     }
 
     /// Columns `columns` (whole NR panels but for the last) of a gathered-inner multiply with
-    /// this engine's buffers, B packed `columnsPerBlock` columns at a time.
+    /// this engine's buffers. A is packed; B's gathered rows are read where they are by the
+    /// whole NR panels (`MicroKernel.multiplyGatheredB`): a tap's kernel gradient has small M
+    /// and N, so packing B cost as much as the multiply. A last, narrower panel is packed.
     @inlinable
-    func gatheredInner(_ w: GatheredMultiply<Tile>, columns: Range<Int>, columnsPerBlock: Int) {
+    func gatheredInner(_ w: GatheredMultiply<Tile>, columns: Range<Int>) {
         let mr = Tile.mr, nr = Tile.nr
-        var jc = columns.lowerBound
-        while jc < columns.upperBound {
-            let nc = min(columnsPerBlock, columns.upperBound - jc)
-            var pc = 0
-            while pc < w.k {
-                let kc = min(GEMMBlocking.kc, w.k - pc)
-                // Pack B's gathered rows into panels of NR columns, one source row at a time.
+        let fullEnd = columns.lowerBound + (columns.count / nr) * nr
+        var pc = 0
+        while pc < w.k {
+            let kc = min(GEMMBlocking.kc, w.k - pc)
+            for p in 0..<kc { rowPointers[p] = w.b + Int(w.bRows[pc + p]) * w.bStride }
+            if fullEnd < columns.upperBound {
+                // The last panel's columns, packed (zeros past them).
+                let cols = columns.upperBound - fullEnd
                 for p in 0..<kc {
-                    let row = w.b + Int(w.bRows[pc + p]) * w.bStride + jc
-                    var qb = 0
-                    while qb * nr < nc {
-                        let src = row + qb * nr, dst = packedB + qb * kc * nr + p * nr
-                        let cols = min(nr, nc - qb * nr)
-                        if cols == nr {
-                            Tile.copyRow(src, dst)
-                        } else {
-                            for j in 0..<cols { dst[j] = src[j] }
-                            for j in cols..<nr { dst[j] = 0 }
-                        }
-                        qb += 1
-                    }
+                    let src = rowPointers[p] + fullEnd, dst = packedB + p * nr
+                    for j in 0..<cols { dst[j] = src[j] }
+                    for j in cols..<nr { dst[j] = 0 }
                 }
-                var ic = 0
-                while ic < w.m {
-                    let mc = min(GEMMBlocking.mc, w.m - ic)
-                    // Pack Aᵀ: each gathered row contributes MR contiguous values to every panel;
-                    // one source row at a time.
-                    for p in 0..<kc {
-                        let row = w.a + Int(w.aRows[pc + p]) * w.aStride + ic
-                        var q = 0
-                        while q * mr < mc {
-                            let src = row + q * mr, dst = packedA + q * mr * kc + p * mr
-                            let rows = min(mr, mc - q * mr)
-                            for i in 0..<rows { dst[i] = src[i] }
-                            for i in rows..<mr { dst[i] = 0 }
-                            q += 1
-                        }
-                    }
-                    macroKernel(mc: mc, nc: nc, kc: kc, c: w.c + ic * w.ldc + jc, ldc: w.ldc, add: true)
-                    ic += mc
-                }
-                pc += kc
             }
-            jc += nc
+            var ic = 0
+            while ic < w.m {
+                let mc = min(GEMMBlocking.mc, w.m - ic)
+                // Pack Aᵀ: each gathered row contributes MR contiguous values to every panel;
+                // one source row at a time.
+                for p in 0..<kc {
+                    let row = w.a + Int(w.aRows[pc + p]) * w.aStride + ic
+                    var q = 0
+                    while q * mr < mc {
+                        let src = row + q * mr, dst = packedA + q * mr * kc + p * mr
+                        let rows = min(mr, mc - q * mr)
+                        for i in 0..<rows { dst[i] = src[i] }
+                        for i in rows..<mr { dst[i] = 0 }
+                        q += 1
+                    }
+                }
+                var ir = 0
+                while ir < mc {
+                    let rows = min(mr, mc - ir)
+                    let cRow = w.c + (ic + ir) * w.ldc
+                    var jr = columns.lowerBound
+                    while jr < columns.upperBound {
+                        if jr < fullEnd {
+                            if rows == mr {
+                                Tile.multiplyGatheredB(kc: kc, a: packedA + ir * kc, bRows: rowPointers, bOffset: jr,
+                                                       c: cRow + jr, ldc: w.ldc, add: true)
+                            } else {
+                                Tile.multiplyGatheredB(kc: kc, a: packedA + ir * kc, bRows: rowPointers, bOffset: jr,
+                                                       c: edgeTile, ldc: nr, add: false)
+                                addEdge(rows: rows, cols: nr, into: cRow + jr, ldc: w.ldc)
+                            }
+                        } else {
+                            Tile.multiply(kc: kc, a: packedA + ir * kc, b: packedB, c: edgeTile, ldc: nr, add: false)
+                            addEdge(rows: rows, cols: columns.upperBound - jr, into: cRow + jr, ldc: w.ldc)
+                        }
+                        jr += nr
+                    }
+                    ir += mr
+                }
+                ic += mc
+            }
+            pc += kc
+        }
+    }
+
+    /// `c[i, j] += edgeTile[i, j]` for the tile's first `rows` x `cols`.
+    @inlinable @inline(__always)
+    func addEdge(rows: Int, cols: Int, into c: UnsafeMutablePointer<Float>, ldc: Int) {
+        for i in 0..<rows {
+            let dst = c + i * ldc, src = edgeTile + i * Tile.nr
+            for j in 0..<cols { dst[j] += src[j] }
         }
     }
 }
@@ -558,7 +586,7 @@ struct GatheredMultiply<Tile: MicroKernel>: PoolWork {
         if inner {
             let panels = (n + nr - 1) / nr
             let first = min(n, panels * t / team * nr), end = min(n, panels * (t + 1) / team * nr)
-            if first < end { own.gatheredInner(self, columns: first ..< end, columnsPerBlock: columnsPerBlock) }
+            if first < end { own.gatheredInner(self, columns: first ..< end) }
         } else {
             let first = m * t / team, end = m * (t + 1) / team
             if first < end { own.gatheredRows(self, rows: first ..< end, columnsPerBlock: columnsPerBlock) }

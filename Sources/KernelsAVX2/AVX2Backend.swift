@@ -55,24 +55,33 @@ public enum Tile6x16: MicroKernel {
     @inline(__always)
     public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
-        product(kc: kc, a: a, b: b, add: add) { c + $0 * ldc }
+        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(b) + $0 * 64 }) { c + $0 * ldc }
     }
 
     @inline(__always)
     public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                    rows: UnsafePointer<UnsafePointer<Float>>) {
-        product(kc: kc, a: a, b: b, add: true) { UnsafeMutablePointer(mutating: rows[$0]) }
+        product(kc: kc, a: a, add: true, bRow: { UnsafeRawPointer(b) + $0 * 64 }) {
+            UnsafeMutablePointer(mutating: rows[$0])
+        }
     }
 
-    /// The tile's product, stored (or added) row by row at `row(i)`.
     @inline(__always)
-    static func product(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, add: Bool,
+    public static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
+                                         bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(bRows[$0] + bOffset) }) { c + $0 * ldc }
+    }
+
+    /// The tile's product of the packed A panel and B's rows `bRow(p)` (a packed panel's, or
+    /// rows anywhere), stored (or added) row by row at `row(i)`.
+    @inline(__always)
+    static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
                         row: (Int) -> UnsafeMutablePointer<Float>) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()
         var ap = a
-        var bp = UnsafeRawPointer(b)
-        for _ in 0..<kc {
+        for p in 0..<kc {
+            let bp = bRow(p)
             let b0 = bp.loadUnaligned(as: V8.self)
             let b1 = bp.loadUnaligned(fromByteOffset: 32, as: V8.self)
             var s = V8(repeating: ap[0]); c00.addProduct(s, b0); c01.addProduct(s, b1)
@@ -82,7 +91,6 @@ public enum Tile6x16: MicroKernel {
             s = V8(repeating: ap[4]); c40.addProduct(s, b0); c41.addProduct(s, b1)
             s = V8(repeating: ap[5]); c50.addProduct(s, b0); c51.addProduct(s, b1)
             ap += 6
-            bp += 64
         }
         @inline(__always) func store(_ index: Int, _ lo: V8, _ hi: V8) {
             let p = UnsafeMutableRawPointer(row(index))

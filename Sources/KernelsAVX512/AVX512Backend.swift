@@ -52,26 +52,35 @@ public enum Tile12x32: MicroKernel {
     @inline(__always)
     public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
-        product(kc: kc, a: a, b: b, add: add) { c + $0 * ldc }
+        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(b) + $0 * 128 }) { c + $0 * ldc }
     }
 
     @inline(__always)
     public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                    rows: UnsafePointer<UnsafePointer<Float>>) {
-        product(kc: kc, a: a, b: b, add: true) { UnsafeMutablePointer(mutating: rows[$0]) }
+        product(kc: kc, a: a, add: true, bRow: { UnsafeRawPointer(b) + $0 * 128 }) {
+            UnsafeMutablePointer(mutating: rows[$0])
+        }
     }
 
-    /// The tile's product, stored (or added) row by row at `row(i)`.
     @inline(__always)
-    static func product(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, add: Bool,
+    public static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
+                                         bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(bRows[$0] + bOffset) }) { c + $0 * ldc }
+    }
+
+    /// The tile's product of the packed A panel and B's rows `bRow(p)` (a packed panel's, or
+    /// rows anywhere), stored (or added) row by row at `row(i)`.
+    @inline(__always)
+    static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
                         row: (Int) -> UnsafeMutablePointer<Float>) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
         var c60 = V16(), c61 = V16(), c70 = V16(), c71 = V16(), c80 = V16(), c81 = V16()
         var c90 = V16(), c91 = V16(), ca0 = V16(), ca1 = V16(), cb0 = V16(), cb1 = V16()
         var ap = a
-        var bp = UnsafeRawPointer(b)
-        for _ in 0..<kc {
+        for p in 0..<kc {
+            let bp = bRow(p)
             let b0 = bp.loadUnaligned(as: V16.self)
             let b1 = bp.loadUnaligned(fromByteOffset: 64, as: V16.self)
             var s = V16(repeating: ap[0]); c00.addProduct(s, b0); c01.addProduct(s, b1)
@@ -87,7 +96,6 @@ public enum Tile12x32: MicroKernel {
             s = V16(repeating: ap[10]); ca0.addProduct(s, b0); ca1.addProduct(s, b1)
             s = V16(repeating: ap[11]); cb0.addProduct(s, b0); cb1.addProduct(s, b1)
             ap += 12
-            bp += 128
         }
         @inline(__always) func store(_ index: Int, _ lo: V16, _ hi: V16) {
             let p = UnsafeMutableRawPointer(row(index))
