@@ -39,14 +39,10 @@ public enum Tile6x16: MicroKernel {
         d.storeBytes(of: s.loadUnaligned(fromByteOffset: 32, as: V8.self), toByteOffset: 32, as: V8.self)
     }
 
-    /// B panels (16 rows) through register transposes (CVectorMath); A panels (6 rows) scalar.
+    /// Through register transposes (CVectorMath), not scalar stores.
     @inline(__always)
     public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
                                 into dst: UnsafeMutablePointer<Float>) {
-        guard count % 4 == 0 else {
-            for p in 0..<kc { for i in 0..<count { dst[p * count + i] = rows[i][p] } }
-            return
-        }
         rows.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: count) {
             gantry_pack_rows($0, count, kc, dst)
         }

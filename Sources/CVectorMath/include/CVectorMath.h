@@ -51,9 +51,9 @@ static inline __attribute__((always_inline)) void gantry_transpose4(gantry_float
 }
 
 /// Packs `count` rows of `kc` floats side by side, `dst[p * count + i] = rows[i][p]`: a GEMM
-/// panel (12 rows of A for the 12 x 32 tile; 32 columns of a transposed B). `count` is a
-/// multiple of 4. Eight values of a row at a time, transposed in registers in blocks of 8 x 8
-/// (and 4 x 4 for a last group of four rows), where storing scalar by scalar took a quarter
+/// panel (12 rows of A for the 12 x 32 tile, 6 for the 6 x 16 one; 32 or 16 columns of a
+/// transposed B). Eight values of a row at a time, transposed in registers in blocks of 8 x 8
+/// (and 4 x 4 for a group of four rows, scalar for the last one to three), where storing scalar by scalar took a quarter
 /// of a thin multiply's time.
 static inline __attribute__((always_inline))
 void gantry_pack_rows(const float *const *rows, long count, long kc, float *dst) {
@@ -74,6 +74,8 @@ void gantry_pack_rows(const float *const *rows, long count, long kc, float *dst)
                 for (int c = 0; c < 4; c++) __builtin_memcpy(dst + (p + 4 * half + c) * count + g, &r[c], sizeof r[c]);
             }
         }
+        for (; g < count; g++)  /* the last rows of a count that is not a multiple of 4 (6: AVX2's A panels) */
+            for (int c = 0; c < 8; c++) dst[(p + c) * count + g] = rows[g][p + c];
     }
     for (; p < kc; p++)
         for (long i = 0; i < count; i++) dst[p * count + i] = rows[i][p];
