@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 
-/// Plain loops in Double, written for obviousness: the oracle `SIMDBackend` is tested against.
+/// Plain loops in Double, written for obviousness: the oracle the vector backends are tested against.
 /// Not used for training.
 public final class ReferenceBackend: Backend {
     public init() {}
