@@ -61,11 +61,11 @@ public struct GANModels {
                 Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 5, stride: 2,
                        backend: backend),
                 LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
-                Dropout(14 * 14 * 64, rate: c.dropoutRate),
+                Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
                 Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 5, stride: 2,
                        backend: backend),
                 LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
-                Dropout(7 * 7 * 128, rate: c.dropoutRate),
+                Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
                 Reshape([7 * 7 * 128]),
                 Dense(7 * 7 * 128, 1, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)

@@ -312,24 +312,24 @@ final class CommunicatorReducer: ReplicaReducer {
 /// value is a function of its position alone, so the backend's threads draw disjoint ranges.
 func fillLatent(_ out: UnsafeMutablePointer<Float>, count: Int, firstExample: Int, stream: RandomStream,
                 configuration: GANConfiguration, backend: Backend) {
-    let latent = configuration.latentDimension
-    // A normal draw (a log, a cosine, a square root) costs about 30 leakyReLU values.
-    backend.parallelFor(count * latent, granularity: 16, cost: 30,
-                        LatentFill(out: out, first: UInt64(firstExample * latent), stream: stream, noise: configuration.noise))
+    let latent = configuration.latentDimension, first = UInt64(firstExample * latent)
+    switch configuration.noise {
+    case .normal:
+        backend.fillNormal(out, count: count * latent, stream: stream, first: first)
+    case .uniform:
+        backend.parallelFor(count * latent, granularity: 16, cost: 2, UniformFill(out: out, first: first, stream: stream))
+    }
 }
 
-/// Latent values `first + i` of `stream` into `out[i]` for the `i` in a range.
-struct LatentFill: RangeWork {
+/// Uniform latent values in [-1, 1) for positions `first + i` of `stream` into `out[i]`, for the
+/// `i` in a range.
+struct UniformFill: RangeWork {
     let out: UnsafeMutablePointer<Float>
     let first: UInt64
     let stream: RandomStream
-    let noise: NoiseDistribution
 
     func callAsFunction(_ range: Range<Int>) {
-        let (o, at) = (out + range.lowerBound, first + UInt64(range.lowerBound))
-        switch noise {
-        case .normal: stream.fillNormal(o, count: range.count, first: at)
-        case .uniform: stream.fillUniform(o, count: range.count, low: -1, high: 1, first: at)
-        }
+        stream.fillUniform(out + range.lowerBound, count: range.count, low: -1, high: 1,
+                           first: first + UInt64(range.lowerBound))
     }
 }

@@ -74,6 +74,13 @@ public protocol Backend: AnyObject {
     /// `x *= alpha`.
     func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int)
 
+    /// `out[i] = stream.normal(at: first + i)` for `i < count` (`RandomStream.fillNormal`).
+    func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64)
+
+    /// An inverted-dropout mask: `mask[i] = stream.unitFloat(at: first + i) < rate ? 0 : keep`.
+    func dropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64,
+                     rate: Float, keep: Float)
+
     /// One Adam update over `count` parameters (the arithmetic of `Optim.Adam`, which computes
     /// the step size): `m = β₁m + (1-β₁)g`, `v = β₂v + (1-β₂)g²`, `θ -= stepSize·m / (√v + ε)`,
     /// each in Float, multiplies and adds unfused.
@@ -103,6 +110,15 @@ public protocol Backend: AnyObject {
 }
 
 extension Backend {
+    public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64) {
+        stream.fillNormal(out, count: count, first: first)
+    }
+
+    public func dropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64,
+                            rate: Float, keep: Float) {
+        for i in 0..<count { mask[i] = stream.unitFloat(at: first &+ UInt64(i)) < rate ? 0 : keep }
+    }
+
     public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
                        into columns: UnsafeMutablePointer<Float>) {
         geometry.im2col(image, batch: batch, into: columns)

@@ -90,6 +90,21 @@ extension VectorBackend {
                                      pool: m * n * k >= thresholds.gemm ? pool : nil)
     }
 
+    /// Values split over the threads (each is a pure function of its position).
+    @inlinable
+    public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64) {
+        // A normal costs a few dozen elementwise values' worth.
+        split(count, output: out, minimum: thresholds.elementwise / 32, RandomRange(.normal, out, stream, first))
+    }
+
+    /// Values split over the threads, eight at a time (each is a pure function of its position).
+    @inlinable
+    public func dropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64,
+                            rate: Float, keep: Float) {
+        split(count, output: mask, minimum: thresholds.elementwise / 4,
+              RandomRange(.dropout(rate: rate, keep: keep), mask, stream, first))
+    }
+
     /// Values split over the threads; each value's update is its own.
     @inlinable
     public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
@@ -298,6 +313,66 @@ struct Elementwise<V: FloatVector>: RangeWork {
     @inlinable @inline(never)
     static func scale(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ alpha: Float) {
         vectorMap(x, out, n, Multiply<V>(alpha: alpha))
+    }
+}
+
+/// Random values for the positions in the range (`Backend.fillNormal`, `Backend.dropoutMask`),
+/// compiled in each instruction-set module: the counter hash eight lanes at a time, with one
+/// vector 64-bit multiply per step on AVX-512.
+@usableFromInline
+struct RandomRange: RangeWork {
+    @usableFromInline
+    enum Kind {
+        case normal
+        case dropout(rate: Float, keep: Float)
+    }
+
+    @usableFromInline let kind: Kind
+    @usableFromInline let out: UnsafeMutablePointer<Float>
+    @usableFromInline let stream: RandomStream
+    @usableFromInline let first: UInt64
+
+    @inlinable
+    init(_ kind: Kind, _ out: UnsafeMutablePointer<Float>, _ stream: RandomStream, _ first: UInt64) {
+        self.kind = kind
+        self.out = out
+        self.stream = stream
+        self.first = first
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        let at = first &+ UInt64(range.lowerBound), o = out + range.lowerBound
+        switch kind {
+        case .normal: Self.normals(stream, o, range.count, at)
+        case let .dropout(rate, keep): Self.mask(stream, o, range.count, at, rate, keep)
+        }
+    }
+
+    @inlinable @inline(never)
+    static func normals(_ stream: RandomStream, _ out: UnsafeMutablePointer<Float>, _ count: Int, _ first: UInt64) {
+        stream.fillNormal(out, count: count, first: first)
+    }
+
+    /// `unitFloat(at:) < rate`, that is `(bits >> 40) · 2⁻²⁴ < rate`, decided on the integer:
+    /// `bits >> 40 < ⌈rate · 2²⁴⌉`, exactly the same test.
+    @inlinable @inline(never)
+    static func mask(_ stream: RandomStream, _ out: UnsafeMutablePointer<Float>, _ count: Int, _ first: UInt64,
+                     _ rate: Float, _ keep: Float) {
+        let threshold = SIMD8(repeating: UInt64((Double(rate) * 16_777_216).rounded(.up)))
+        let keepBits = SIMD8(repeating: UInt64(keep.bitPattern)), lanes = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7)
+        var i = 0
+        while i < count {
+            let x = stream.bits(at: SIMD8(repeating: first &+ UInt64(i)) &+ lanes) &>> 40
+            let bits = SIMD8<UInt64>().replacing(with: keepBits, where: x .>= threshold)
+            let values = unsafeBitCast(SIMD8<UInt32>(truncatingIfNeeded: bits), to: SIMD8<Float>.self)
+            if i + 8 <= count {
+                UnsafeMutableRawPointer(out + i).storeBytes(of: values, as: SIMD8<Float>.self)
+            } else {
+                for j in 0..<(count - i) { out[i + j] = values[j] }
+            }
+            i += 8
+        }
     }
 }
 

@@ -18,11 +18,13 @@ public final class Dropout: Layer {
     private var output = LayerBuffer(), mask = LayerBuffer()
     private var memory: NetworkMemory!
     private var lastMasked = false, lastBatch = 0
+    private let backend: Backend
 
-    public init(_ count: Int, rate: Float) {
+    public init(_ count: Int, rate: Float, backend: Backend) {
         precondition(rate >= 0 && rate < 1, "dropout rate \(rate) is outside [0, 1)")
         inputCount = count
         self.rate = rate
+        self.backend = backend
     }
 
     deinit { output.free(); mask.free() }
@@ -42,11 +44,9 @@ public final class Dropout: Layer {
             y.update(from: input, count: count)
             return UnsafePointer(y)
         }
-        let m = mask.base, keptScale = 1 / (1 - rate), random = context.random
-        let first = UInt64(context.firstExample * inputCount)
-        for i in 0..<count {
-            m[i] = random.unitFloat(at: first &+ UInt64(i)) < rate ? 0 : keptScale
-        }
+        let m = mask.base
+        backend.dropoutMask(m, count: count, stream: context.random, first: UInt64(context.firstExample * inputCount),
+                            rate: rate, keep: 1 / (1 - rate))
         multiply(input, m, y, count: count)
         return UnsafePointer(y)
     }

@@ -38,7 +38,7 @@ final class BatchNormTests: XCTestCase {
             Dense(7, 24, bias: false, backend: backend),
             BatchNormalization(6, height: 2, width: 2),
             Tanh(24, backend: backend),
-            Dropout(24, rate: 0.3),
+            Dropout(24, rate: 0.3, backend: backend),
             Reshape(flattening: [2, 2, 6]),
             Dense(24, 5, backend: backend),
         ], maxBatch: 6)

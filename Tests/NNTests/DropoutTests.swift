@@ -1,21 +1,41 @@
 import XCTest
+import Backends
 import Kernels
 @testable import NN
 
 /// Dropout's mask (rate, scale, determinism, global indexing) and its backward.
 final class DropoutTests: XCTestCase {
     let stream = RandomStream(seed: 42, 7)
+    let backend = Backends.automatic()
+
+    /// The vector kernel draws exactly the definition's mask (`unitFloat(at:) < rate`, as the
+    /// reference backend computes it) on every instruction set and thread count, at rates whose
+    /// threshold is and is not a whole multiple of 2⁻²⁴, on lengths that are not multiples of 8.
+    func testMaskKernelIsTheDefinition() throws {
+        let reference = ReferenceBackend()
+        for isa in Backends.supported {
+            for threads in [1, 2, 3] {
+                let vector = try Backends.make(isa, threads: threads, thresholds: .always)
+                for (rate, count, first) in [(Float(0.3), 1001, UInt64(0)), (0.5, 7, 13), (0.25, 20_000, 999), (1e-7, 64, 5)] {
+                    var a = [Float](repeating: -1, count: count), b = a
+                    reference.dropoutMask(&a, count: count, stream: stream, first: first, rate: rate, keep: 1 / (1 - rate))
+                    vector.dropoutMask(&b, count: count, stream: stream, first: first, rate: rate, keep: 1 / (1 - rate))
+                    XCTAssertEqual(a, b, "\(isa), \(threads) threads, rate \(rate), \(count) values")
+                }
+            }
+        }
+    }
 
     func testGradientsWithAFixedMask() {
         // The harness runs every forward with the same context, hence the same mask.
         let context = ForwardContext(training: true, random: stream, firstExample: 3)
-        checkGradients(Sequential([Dropout(37, rate: 0.3)], maxBatch: 4), batch: 4, context: context)
+        checkGradients(Sequential([Dropout(37, rate: 0.3, backend: backend)], maxBatch: 4), batch: 4, context: context)
     }
 
     func testRateZeroAndInferenceAreIdentity() {
         let x = values(5 * 33, seed: 1), dy = values(5 * 33, seed: 2)
         for (rate, training) in [(Float(0), true), (0, false), (0.3, false), (0.9, false)] {
-            let layer = Dropout(33, rate: rate)
+            let layer = Dropout(33, rate: rate, backend: backend)
             layer.allocate(maxBatch: 5, memory: NetworkMemory())
             let y = forward(layer, x, batch: 5, context: .init(training: training, random: stream))
             XCTAssertEqual(y, x, "rate \(rate), training \(training)")
@@ -25,7 +45,7 @@ final class DropoutTests: XCTestCase {
 
     func testMaskRateScaleAndBackward() {
         let (batch, count) = (100, 1000) // 100,000 values
-        let layer = Dropout(count, rate: 0.3)
+        let layer = Dropout(count, rate: 0.3, backend: backend)
         layer.allocate(maxBatch: batch, memory: NetworkMemory())
         let x = values(batch * count, seed: 3).map { $0 + 10 } // never zero
         let y = forward(layer, x, batch: batch, context: .init(training: true, random: stream))
@@ -47,7 +67,7 @@ final class DropoutTests: XCTestCase {
     func testMaskFollowsTheGlobalExampleIndex() {
         // One rank with 4 examples draws what two ranks with 2 each (examples 0-1 and 2-3) draw.
         let count = 29
-        let whole = Dropout(count, rate: 0.3), half = Dropout(count, rate: 0.3)
+        let whole = Dropout(count, rate: 0.3, backend: backend), half = Dropout(count, rate: 0.3, backend: backend)
         whole.allocate(maxBatch: 4, memory: NetworkMemory())
         half.allocate(maxBatch: 2, memory: NetworkMemory())
         let x = values(4 * count, seed: 4)
