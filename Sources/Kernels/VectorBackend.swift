@@ -94,7 +94,7 @@ extension VectorBackend {
     @inlinable
     public func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64) {
         // A normal costs a few dozen elementwise values' worth.
-        split(count, output: out, minimum: thresholds.elementwise / 32, RandomRange(.normal, out, stream, first))
+        split(count, output: out, minimum: thresholds.elementwise / 32, RandomRange<Vector>(.normal, out, stream, first))
     }
 
     /// Values split over the threads, eight at a time (each is a pure function of its position).
@@ -102,7 +102,7 @@ extension VectorBackend {
     public func dropoutMask(_ mask: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64,
                             rate: Float, keep: Float) {
         split(count, output: mask, minimum: thresholds.elementwise / 4,
-              RandomRange(.dropout(rate: rate, keep: keep), mask, stream, first))
+              RandomRange<Vector>(.dropout(rate: rate, keep: keep), mask, stream, first))
     }
 
     /// Values split over the threads; each value's update is its own.
@@ -318,9 +318,10 @@ struct Elementwise<V: FloatVector>: RangeWork {
 
 /// Random values for the positions in the range (`Backend.fillNormal`, `Backend.dropoutMask`),
 /// compiled in each instruction-set module: the counter hash eight lanes at a time, with one
-/// vector 64-bit multiply per step on AVX-512.
+/// vector 64-bit multiply per step on AVX-512. Generic over the backend's vector type only so
+/// that each instruction-set module compiles its own, distinctly named copy.
 @usableFromInline
-struct RandomRange: RangeWork {
+struct RandomRange<V: FloatVector>: RangeWork {
     @usableFromInline
     enum Kind {
         case normal
