@@ -130,6 +130,14 @@ public struct GEMMEngine<Tile: MicroKernel> {
             if !accumulate { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             return
         }
+        if k == 1 && (!transposeB || ldb == 1) {
+            return multiplyOuter(transposeA: transposeA, m: m, n: n, a: a, lda: lda, b: b, c: c, ldc: ldc,
+                                 accumulate: accumulate)
+        }
+        if n == 1 && (transposeB || ldb == 1) {
+            return multiplyVector(transposeA: transposeA, m: m, k: k, a: a, lda: lda, b: b, c: c, ldc: ldc,
+                                  accumulate: accumulate)
+        }
         if let pool, pool.count > 1 {
             precondition(pool.count <= threads, "a pool of \(pool.count) threads on an engine for \(threads)")
             return multiplyInParallel(transposeA: transposeA, transposeB: transposeB, m: m, n: n, k: k,
@@ -154,6 +162,67 @@ public struct GEMMEngine<Tile: MicroKernel> {
                 pc += kc
             }
             jc += nc
+        }
+    }
+
+    /// `c[m x 1] (+)= op(a) · b` with `b` contiguous: a matrix times a vector (a layer with one
+    /// output, as D's last), where the register tile would waste 31 of its 32 columns and
+    /// packing B would write 32 floats per value. Eight lanes, explicitly, on every instruction
+    /// set, so all give the same bits:
+    /// - `a` as stored (rows contiguous): each row's products in eight interleaved partial sums
+    ///   (FMA), added lane 0 to 7, then the tail in order;
+    /// - `a` transposed (columns contiguous): eight rows at a time, each an FMA chain over k.
+    @inlinable
+    func multiplyVector(transposeA: Bool, m: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                        b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        typealias F8 = SIMD8<Float>
+        @inline(__always) func load(_ p: UnsafePointer<Float>) -> F8 { UnsafeRawPointer(p).loadUnaligned(as: F8.self) }
+        @inline(__always) func put(_ i: Int, _ value: Float) { c[i * ldc] = accumulate ? c[i * ldc] + value : value }
+        if !transposeA {
+            for i in 0..<m {
+                let row = a + i * lda
+                var partial = F8(), p = 0
+                while p + 8 <= k { partial = partial.addingProduct(load(row + p), load(b + p)); p += 8 }
+                var total = partial[0]
+                for lane in 1..<8 { total += partial[lane] }
+                while p < k { total = total.addingProduct(row[p], b[p]); p += 1 }
+                put(i, total)
+            }
+        } else {
+            var i = 0
+            while i + 8 <= m {
+                var sums = F8()
+                for p in 0..<k { sums = sums.addingProduct(load(a + p * lda + i), F8(repeating: b[p])) }
+                for lane in 0..<8 { put(i + lane, sums[lane]) }
+                i += 8
+            }
+            while i < m {
+                var total: Float = 0
+                for p in 0..<k { total = total.addingProduct(a[p * lda + i], b[p]) }
+                put(i, total)
+                i += 1
+            }
+        }
+    }
+
+    /// `c[m x n] (+)= op(a)[m x 1] · b[1 x n]` with `b` contiguous: an outer product (the input
+    /// gradient of a layer with one output). Each element is one rounded product, added to C
+    /// when accumulating: the value the tiled multiply gives (up to the sign of a zero),
+    /// without packing, on every instruction set and thread count alike.
+    @inlinable
+    func multiplyOuter(transposeA: Bool, m: Int, n: Int, a: UnsafePointer<Float>, lda: Int,
+                       b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {
+        typealias F8 = SIMD8<Float>
+        for i in 0..<m {
+            let x = transposeA ? a[i] : a[i * lda], xs = F8(repeating: x), row = c + i * ldc
+            var j = 0
+            while j + 8 <= n {
+                let product = xs * UnsafeRawPointer(b + j).loadUnaligned(as: F8.self)
+                let out = UnsafeMutableRawPointer(row + j)
+                out.storeBytes(of: accumulate ? out.loadUnaligned(as: F8.self) + product : product, as: F8.self)
+                j += 8
+            }
+            while j < n { row[j] = accumulate ? row[j] + x * b[j] : x * b[j]; j += 1 }
         }
     }
 
