@@ -34,8 +34,8 @@ let package = Package(
         // Compute.
         // Kernels: the Backend protocol, the generic SIMD kernels and GEMM engine, the reference;
         // one module per instruction set specializes them; Backends picks one at run time.
-        .target(name: "Kernels", swiftSettings: compute),
         .target(name: "CVectorMath"),
+        .target(name: "Kernels", dependencies: ["CVectorMath"], swiftSettings: compute),
         .target(name: "KernelsAVX2", dependencies: ["Kernels", "CVectorMath"], swiftSettings: compute),
         .target(name: "KernelsAVX512", dependencies: ["Kernels", "CVectorMath"], swiftSettings: computeAVX512),
         .target(name: "Backends", dependencies: ["Kernels", "KernelsAVX2", "KernelsAVX512", "CCPUFeatures"],

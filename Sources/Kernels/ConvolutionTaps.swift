@@ -65,9 +65,6 @@ public final class ConvolutionTaps {
 
     deinit { outputRows.deallocate(); inputRows.deallocate() }
 
-    /// Multiply-adds per example that land inside the image (im2col's count less the padding).
-    public var multiplyAddsPerExample: Int { pairsPerExample.reduce(0, +) * geometry.channels * filters }
-
     /// `y = conv(x)`: y is overwritten.
     public func forward(_ x: UnsafePointer<Float>, kernel: UnsafePointer<Float>, batch: Int,
                         into y: UnsafeMutablePointer<Float>, backend: Backend) {

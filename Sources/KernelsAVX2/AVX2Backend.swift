@@ -39,15 +39,6 @@ public enum Tile6x16: MicroKernel {
         d.storeBytes(of: s.loadUnaligned(fromByteOffset: 32, as: V8.self), toByteOffset: 32, as: V8.self)
     }
 
-    /// Through register transposes (CVectorMath), not scalar stores.
-    @inline(__always)
-    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
-                                into dst: UnsafeMutablePointer<Float>) {
-        rows.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: count) {
-            gantry_pack_rows($0, count, kc, dst)
-        }
-    }
-
     @inline(__always)
     public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {

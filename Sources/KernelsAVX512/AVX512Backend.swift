@@ -40,15 +40,6 @@ public enum Tile12x32: MicroKernel {
         d.storeBytes(of: s.loadUnaligned(fromByteOffset: 64, as: V16.self), toByteOffset: 64, as: V16.self)
     }
 
-    /// Through 8 x 8 transposes in registers (CVectorMath), not scalar stores.
-    @inline(__always)
-    public static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
-                                into dst: UnsafeMutablePointer<Float>) {
-        rows.withMemoryRebound(to: UnsafePointer<Float>?.self, capacity: count) {
-            gantry_pack_rows($0, count, kc, dst)
-        }
-    }
-
     @inline(__always)
     public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                                 c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
