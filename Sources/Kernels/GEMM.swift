@@ -21,20 +21,13 @@ public protocol MicroKernel {
     /// Rows and columns of the register tile.
     static var mr: Int { get }
     static var nr: Int { get }
-    /// `c[mr x nr] (+)= a[mr x kc] · b[kc x nr]` from packed panels: a(i, p) at `a[p*mr + i]`,
-    /// b(p, j) at `b[p*nr + j]`.
-    static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool)
+    /// The tile's product of a packed A panel (a(i, p) at `a[p*mr + i]`) and the B rows
+    /// `bRow(p)` (NR floats each: a packed panel's, or rows anywhere), stored at `row(i)` or,
+    /// with `add`, added there. The multiplies below are this with their addressing.
+    static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
+                        row: (Int) -> UnsafeMutablePointer<Float>)
     /// `dst[0 ..< nr] = src[0 ..< nr]` (one row of a B panel), with the tile's vectors.
     static func copyRow(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>)
-    /// `rows[i][0 ..< nr] += (a · b)[i]` for each row `i < mr` of the tile (distinct rows of C):
-    /// `multiply(add: true)` with the rows of C anywhere (a convolution tap's scattered pixels).
-    static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                            rows: UnsafePointer<UnsafePointer<Float>>)
-    /// `c[mr x nr] (+)= a[mr x kc] · B` where row `p` of B is the NR floats at `bRows[p] + bOffset`:
-    /// `multiply` with B's rows read where they are (a convolution tap's gathered pixels).
-    static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
-                                  bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool)
     /// `dst[p*count + i] = rows[i][p]` for `i < count`, `p < kc`: rows side by side. An A panel
     /// (`count` = MR) or a panel of a transposed B (`count` = NR).
     static func packRows(_ rows: UnsafePointer<UnsafePointer<Float>>, count: Int, kc: Int,
@@ -42,6 +35,30 @@ public protocol MicroKernel {
 }
 
 extension MicroKernel {
+    /// `c[mr x nr] (+)= a[mr x kc] · b[kc x nr]` from packed panels: a(i, p) at `a[p*mr + i]`,
+    /// b(p, j) at `b[p*nr + j]`.
+    @inlinable @inline(__always)
+    public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(b + $0 * nr) }) { c + $0 * ldc }
+    }
+
+    /// `rows[i][0 ..< nr] += (a · b)[i]` for each row `i < mr` of the tile (distinct rows of C):
+    /// `multiply(add: true)` with the rows of C anywhere (a convolution tap's scattered pixels).
+    @inlinable @inline(__always)
+    public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                                   rows: UnsafePointer<UnsafePointer<Float>>) {
+        product(kc: kc, a: a, add: true, bRow: { UnsafeRawPointer(b + $0 * nr) }) { UnsafeMutablePointer(mutating: rows[$0]) }
+    }
+
+    /// `c[mr x nr] (+)= a[mr x kc] · B` where row `p` of B is the NR floats at `bRows[p] + bOffset`:
+    /// `multiply` with B's rows read where they are (a convolution tap's gathered pixels).
+    @inlinable @inline(__always)
+    public static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
+                                         bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
+        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(bRows[$0] + bOffset) }) { c + $0 * ldc }
+    }
+
     /// Through register transposes (`CVectorMath.gantry_pack_rows`, 8 x 8 and 4 x 4 blocks),
     /// not scalar stores. The C function is `static inline`: each instruction-set module that
     /// specializes this compiles its own copy for its own `-march`.

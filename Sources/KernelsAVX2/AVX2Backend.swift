@@ -40,29 +40,7 @@ public enum Tile6x16: MicroKernel {
     }
 
     @inline(__always)
-    public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
-        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(b) + $0 * 64 }) { c + $0 * ldc }
-    }
-
-    @inline(__always)
-    public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                                   rows: UnsafePointer<UnsafePointer<Float>>) {
-        product(kc: kc, a: a, add: true, bRow: { UnsafeRawPointer(b) + $0 * 64 }) {
-            UnsafeMutablePointer(mutating: rows[$0])
-        }
-    }
-
-    @inline(__always)
-    public static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
-                                         bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
-        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(bRows[$0] + bOffset) }) { c + $0 * ldc }
-    }
-
-    /// The tile's product of the packed A panel and B's rows `bRow(p)` (a packed panel's, or
-    /// rows anywhere), stored (or added) row by row at `row(i)`.
-    @inline(__always)
-    static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
+    public static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
                         row: (Int) -> UnsafeMutablePointer<Float>) {
         var c00 = V8(), c01 = V8(), c10 = V8(), c11 = V8(), c20 = V8(), c21 = V8()
         var c30 = V8(), c31 = V8(), c40 = V8(), c41 = V8(), c50 = V8(), c51 = V8()

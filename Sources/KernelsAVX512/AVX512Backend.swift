@@ -41,29 +41,7 @@ public enum Tile12x32: MicroKernel {
     }
 
     @inline(__always)
-    public static func multiply(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                                c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
-        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(b) + $0 * 128 }) { c + $0 * ldc }
-    }
-
-    @inline(__always)
-    public static func multiplyAdd(kc: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
-                                   rows: UnsafePointer<UnsafePointer<Float>>) {
-        product(kc: kc, a: a, add: true, bRow: { UnsafeRawPointer(b) + $0 * 128 }) {
-            UnsafeMutablePointer(mutating: rows[$0])
-        }
-    }
-
-    @inline(__always)
-    public static func multiplyGatheredB(kc: Int, a: UnsafePointer<Float>, bRows: UnsafePointer<UnsafePointer<Float>>,
-                                         bOffset: Int, c: UnsafeMutablePointer<Float>, ldc: Int, add: Bool) {
-        product(kc: kc, a: a, add: add, bRow: { UnsafeRawPointer(bRows[$0] + bOffset) }) { c + $0 * ldc }
-    }
-
-    /// The tile's product of the packed A panel and B's rows `bRow(p)` (a packed panel's, or
-    /// rows anywhere), stored (or added) row by row at `row(i)`.
-    @inline(__always)
-    static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
+    public static func product(kc: Int, a: UnsafePointer<Float>, add: Bool, bRow: (Int) -> UnsafeRawPointer,
                         row: (Int) -> UnsafeMutablePointer<Float>) {
         var c00 = V16(), c01 = V16(), c10 = V16(), c11 = V16(), c20 = V16(), c21 = V16()
         var c30 = V16(), c31 = V16(), c40 = V16(), c41 = V16(), c50 = V16(), c51 = V16()
