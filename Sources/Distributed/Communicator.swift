@@ -29,6 +29,10 @@ public protocol Communicator: AnyObject {
     /// Copies `root`'s bytes into every other rank's bytes (small configuration, strings).
     func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws
 
+    /// Returns every rank's bytes, in rank order, on `root`, and `[]` on the other ranks.
+    /// Lengths may differ between ranks (per-rank trace events, profiles).
+    func gather(_ bytes: [UInt8], root: Int) throws -> [[UInt8]]
+
     /// Returns once every rank has called it.
     func barrier() throws
 
@@ -57,9 +61,23 @@ public enum Reduction: Sendable {
 /// An all-reduce started by ``Communicator/startAllReduce(_:_:)``, to be waited on.
 public final class PendingAllReduce {
     private var finish: (() throws -> Void)?
+    private let poll: (() throws -> Bool)?
 
-    /// `finish` waits for the transfer and does what is left (the division of a mean).
-    init(finish: (() throws -> Void)?) { self.finish = finish }
+    /// `finish` waits for the transfer and does what is left (the division of a mean);
+    /// `poll` says whether the transfer is complete, making progress on it.
+    init(finish: (() throws -> Void)?, poll: (() throws -> Bool)? = nil) {
+        self.finish = finish
+        self.poll = poll
+    }
+
+    /// Moves the transfer on (MPI progresses non-blocking collectives only inside its calls);
+    /// once it is complete, finishes it as `wait()` would and returns true.
+    public func test() throws -> Bool {
+        guard finish != nil else { return true }
+        guard try poll?() ?? true else { return false }
+        try wait()
+        return true
+    }
 
     /// Blocks until the reduced values are in the buffer. Later calls return at once.
     public func wait() throws {

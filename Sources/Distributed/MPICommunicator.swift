@@ -85,10 +85,14 @@ public final class MPICommunicator: Communicator {
         try check(MPI_Iallreduce(cmpi_in_place(), buffer.baseAddress, count(buffer.count), cmpi_float(),
                                  mpiOp(op), comm, &request), "MPI_Iallreduce")
         let size = size
-        return PendingAllReduce {
+        return PendingAllReduce(finish: {
             try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait")
             if op == .mean { divide(buffer, by: size) }
-        }
+        }, poll: {
+            var done: Int32 = 0
+            try check(MPI_Test(&request, &done, cmpi_status_ignore()), "MPI_Test")
+            return done != 0
+        })
     }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
@@ -97,6 +101,31 @@ public final class MPICommunicator: Communicator {
 
     public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int) throws {
         try broadcast(bytes.baseAddress, bytes.count, cmpi_byte(), root: root)
+    }
+
+    public func gather(_ bytes: [UInt8], root: Int) throws -> [[UInt8]] {
+        try checkOpen()
+        precondition((0..<size).contains(root), "gather root \(root) is not a rank of 0..<\(size)")
+        // The lengths first, then the bytes at the offsets they give.
+        var count = count(bytes.count)
+        var counts = [Int32](repeating: 0, count: rank == root ? size : 0)
+        try counts.withUnsafeMutableBufferPointer { counts in
+            try check(MPI_Gather(&count, 1, cmpi_int(), counts.baseAddress, 1, cmpi_int(), Int32(root), comm), "MPI_Gather")
+        }
+        var offsets = [Int32](repeating: 0, count: counts.count)
+        for i in counts.indices.dropFirst() {
+            let (end, overflow) = offsets[i - 1].addingReportingOverflow(counts[i - 1])
+            precondition(!overflow, "gathering more than 2 GiB; gather in parts")
+            offsets[i] = end
+        }
+        var all = [UInt8](repeating: 0, count: Int(offsets.last ?? 0) + Int(counts.last ?? 0))
+        try bytes.withUnsafeBytes { mine in
+            try all.withUnsafeMutableBytes { all in
+                try check(MPI_Gatherv(mine.baseAddress, count, cmpi_byte(), all.baseAddress, counts, offsets, cmpi_byte(),
+                                      Int32(root), comm), "MPI_Gatherv")
+            }
+        }
+        return zip(offsets, counts).map { Array(all[Int($0) ..< Int($0 + $1)]) }
     }
 
     public func barrier() throws {

@@ -33,6 +33,11 @@ public final class SingleProcessCommunicator: Communicator {
         precondition(root == 0, "broadcast root \(root) is not a rank of 0..<1")
     }
 
+    public func gather(_ bytes: [UInt8], root: Int) throws -> [[UInt8]] {
+        precondition(root == 0, "gather root \(root) is not a rank of 0..<1")
+        return [bytes]
+    }
+
     public func barrier() throws {}
 
     public func abort(message: String, exitCode: Int32) -> Never {

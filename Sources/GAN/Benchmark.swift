@@ -21,6 +21,13 @@ public struct BenchmarkOptions: Sendable {
     public var perLayer = false
     /// Seconds each rank spends measuring its core's FMA peak.
     public var peakSeconds = 0.25
+    /// How gradients travel; the benchmark always splits waiting from the all-reduce
+    /// (`timeWaits`: one timed barrier per network per step, as `gantry train --profile`).
+    public var exchange: ExchangeOptions = {
+        var e = ExchangeOptions()
+        e.timeWaits = true
+        return e
+    }()
 
     public init(configuration: GANConfiguration, instructionSet: InstructionSet) {
         self.configuration = configuration
@@ -59,6 +66,9 @@ public struct BenchmarkResult: Sendable {
     public var stepSeconds: Double
     /// Mean seconds per step in each phase, averaged over the ranks.
     public var phaseSeconds: [StepPhase: Double]
+    /// Each rank's split of its steps (mean seconds per step per phase).
+    public var profiles: [StepProfile]
+    public var exchange: ExchangeOptions
     /// The analytic FLOPs of one step on one rank.
     public var flops: StepFLOPs
     /// The measured FMA peak of the cores the job runs on: one core's, measured on every rank
@@ -76,8 +86,10 @@ public struct BenchmarkResult: Sendable {
     public var gflops: Double { Double(ranks * flops.total) / stepSeconds / 1e9 }
     /// Achieved over measured peak.
     public var peakShare: Double { gflops / peakGFLOPS }
-    /// Step time in no phase: noise, the batch copy, bookkeeping (and the ranks' imbalance).
+    /// Step time in no phase: the noise, bookkeeping (and the ranks' imbalance).
     public var otherSeconds: Double { stepSeconds - phaseSeconds.values.reduce(0, +) }
+    /// Mean over the ranks of the step's compute: its phases but waiting and the all-reduce, and `other`.
+    public var computeSeconds: Double { stepSeconds - (phaseSeconds[.wait] ?? 0) - (phaseSeconds[.allReduce] ?? 0) }
 }
 
 /// Times the training step under a `StepObserver` (and with `perLayer`, every layer under a
@@ -88,50 +100,56 @@ public enum Benchmark {
                            communicator: Communicator) throws -> BenchmarkResult {
         let c = options.configuration
         let backend = try Backends.make(options.instructionSet, threads: options.threads)
-        let trainer = GANTrainer(configuration: c, communicator: communicator, backend: backend)
+        let trainer = GANTrainer(configuration: c, communicator: communicator, backend: backend, exchange: options.exchange)
         try trainer.initializeParameters()
         let images = data ?? SyntheticImages(configuration: c, rank: communicator.rank)
         let peak = try measurePeak(options, communicator)
 
-        let real = UnsafeMutablePointer<Float>.allocate(capacity: c.batchSize * c.pixelCount)
-        defer { real.deallocate() }
         var step = 0
-        func trainingStep() throws {
-            images.copyBatch(epoch: step / images.stepsPerEpoch, index: step % images.stepsPerEpoch, into: real)
-            _ = try trainer.step(real: real, step: step)
-            step += 1
+        func trainingSteps(_ count: Int) throws {
+            for _ in 0..<count {
+                _ = try trainer.step(data: images, step: step)
+                step += 1
+            }
         }
-        for _ in 0..<options.warmup { try trainingStep() }
+        try trainingSteps(options.warmup)
 
-        let phases = PhaseTimer()
-        let layerTimers = options.perLayer ? NetworkRole.allCases.map { LayerTimer($0, trainer.models[$0]) } : []
-        trainer.observer = phases
-        for timer in layerTimers { timer.network.observer = timer }
-        defer {
-            trainer.observer = nil
-            for timer in layerTimers { timer.network.observer = nil }
-        }
+        let timer = PhaseTimer(layersOf: options.perLayer ? trainer.models : nil)
+        trainer.observer = timer
+        defer { trainer.observer = nil }
         try communicator.barrier()
         let start = monotonicSeconds()
-        for _ in 0..<options.steps { try trainingStep() }
+        try trainingSteps(options.steps)
         let elapsed = monotonicSeconds() - start
 
-        // Over the ranks: the slowest rank's time and the largest memory; the phases' and layers' means.
+        // Over the ranks: the slowest rank's time and the largest memory; each rank's phases;
+        // the layers' means.
         var maxima = [elapsed, Double(peakResidentBytes())]
         try maxima.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
-        var means = StepPhase.allCases.map { phases.seconds[$0, default: 0] }
-            + layerTimers.flatMap { $0.forwardSeconds + $0.backwardSeconds }
-        try means.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
-        let perStep = means.map { $0 / Double(options.steps) }
+        let phases = StepPhase.allCases, size = communicator.size
+        var table = [Double](repeating: 0, count: size * phases.count)
+        for (j, phase) in phases.enumerated() { table[communicator.rank * phases.count + j] = timer.seconds[phase, default: 0] }
+        try table.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
+        let steps = Double(options.steps)
+        let profiles = (0..<size).map { rank in
+            StepProfile(rank: rank, phases: Dictionary(uniqueKeysWithValues: phases.enumerated().compactMap { j, phase in
+                phase.inStep ? (phase, table[rank * phases.count + j] / steps) : nil
+            }))
+        }
+        let meanPhases = Dictionary(uniqueKeysWithValues: phases.filter(\.inStep).map { phase in
+            (phase, profiles.map { $0.phases[phase]! }.reduce(0, +) / Double(size))
+        })
+        var layerMeans = timer.layers.flatMap { $0.forwardSeconds + $0.backwardSeconds }
+        try layerMeans.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
 
         let flops = trainer.flopsPerStep
         return BenchmarkResult(
             configuration: c, ranks: communicator.size, threads: options.threads,
             instructionSet: options.instructionSet, steps: options.steps, warmup: options.warmup,
             stepSeconds: maxima[0] / Double(options.steps),
-            phaseSeconds: Dictionary(uniqueKeysWithValues: zip(StepPhase.allCases, perStep)),
+            phaseSeconds: meanPhases, profiles: profiles, exchange: trainer.exchangeOptions,
             flops: flops, peakGFLOPS: peak, peakResidentBytes: Int(maxima[1]),
-            layers: layerFigures(layerTimers, flops: flops, seconds: Array(perStep.dropFirst(StepPhase.allCases.count))))
+            layers: layerFigures(timer.layers, flops: flops, seconds: layerMeans.map { $0 / steps }))
     }
 
     /// Every rank measures its core's peak at the same time (so that cores shared by ranks
@@ -199,43 +217,6 @@ public final class SyntheticImages: TrainingData {
     public func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>) {
         destination.update(from: values.baseAddress! + index * batchValues, count: batchValues)
     }
-}
-
-/// Adds up the seconds of each phase of the steps it hears.
-final class PhaseTimer: StepObserver {
-    private(set) var seconds: [StepPhase: Double] = [:]
-    private var started = 0.0
-
-    func begin(_ phase: StepPhase) { started = monotonicSeconds() }
-    func end(_ phase: StepPhase) { seconds[phase, default: 0] += monotonicSeconds() - started }
-}
-
-/// Adds up the seconds of each layer's forward and backward passes in one network.
-final class LayerTimer: LayerObserver {
-    let role: NetworkRole
-    let network: Sequential
-    private(set) var forwardSeconds: [Double], backwardSeconds: [Double]
-    private var started = 0.0
-
-    init(_ role: NetworkRole, _ network: Sequential) {
-        self.role = role
-        self.network = network
-        forwardSeconds = Array(repeating: 0, count: network.layers.count)
-        backwardSeconds = forwardSeconds
-    }
-
-    func begin(layer: Int, _ pass: LayerPass) { started = monotonicSeconds() }
-    func end(layer: Int, _ pass: LayerPass) {
-        let elapsed = monotonicSeconds() - started
-        if pass == .forward { forwardSeconds[layer] += elapsed } else { backwardSeconds[layer] += elapsed }
-    }
-}
-
-/// Seconds on the monotonic clock (a vDSO call, tens of nanoseconds).
-func monotonicSeconds() -> Double {
-    var t = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &t)
-    return Double(t.tv_sec) + Double(t.tv_nsec) * 1e-9
 }
 
 /// This process's peak resident set size so far, in bytes.

@@ -27,8 +27,16 @@ public final class GANTrainer {
     public let generatorOptimizer: Adam
     public let discriminatorOptimizer: Adam
     public let communicator: Communicator
-    /// Hears the phases of every step (nil: none, the default; `gantry bench` sets one).
-    public var observer: StepObserver?
+    /// Hears the phases, layers and transfers of every step (nil: none, the default).
+    public var observer: StepObserver? {
+        didSet {
+            exchange.observer = observer
+            for role in NetworkRole.allCases { models[role].observer = observer?.layerObserver(for: role) }
+        }
+    }
+    /// How gradients travel between the ranks.
+    public var exchangeOptions: ExchangeOptions { exchange.options }
+    private let exchange: GradientExchange
     private let backend: Backend
 
     private var generator: Sequential { models.generator }
@@ -38,9 +46,12 @@ public final class GANTrainer {
     private let noise: UnsafeMutableBufferPointer<Float>
     private let realTargets, fakeTargets, generatorTargets: UnsafeMutableBufferPointer<Float>
     private let logitGradient, scores: UnsafeMutableBufferPointer<Float>
+    /// This rank's batch of real images, for `step(data:step:)`.
+    private let real: UnsafeMutableBufferPointer<Float>
 
     /// Builds the models; parameters are set by `initializeParameters()` or a checkpoint.
-    public init(configuration: GANConfiguration, communicator: Communicator, backend: Backend = Backends.automatic()) {
+    public init(configuration: GANConfiguration, communicator: Communicator, backend: Backend = Backends.automatic(),
+                exchange: ExchangeOptions = ExchangeOptions()) {
         self.configuration = configuration
         self.communicator = communicator
         self.backend = backend
@@ -50,6 +61,7 @@ public final class GANTrainer {
                                   backend: backend)
         discriminatorOptimizer = Adam(count: models.discriminator.parameters.count, config: configuration.discriminatorOptimizer,
                                       backend: backend)
+        self.exchange = GradientExchange(communicator: communicator, options: exchange, models: models)
         func buffer(_ count: Int, _ value: Float) -> UnsafeMutableBufferPointer<Float> {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
             b.initialize(repeating: value)
@@ -61,6 +73,7 @@ public final class GANTrainer {
         generatorTargets = buffer(batch, 1)
         logitGradient = buffer(batch, 0)
         scores = buffer(batch, 0)
+        real = buffer(batch * configuration.pixelCount, 0)
         if configuration.synchronizedBatchNorm {
             let reducer = CommunicatorReducer(communicator)
             for layer in models.batchNormalizations { layer.reducer = reducer }
@@ -68,7 +81,7 @@ public final class GANTrainer {
     }
 
     deinit {
-        for b in [noise, realTargets, fakeTargets, generatorTargets, logitGradient, scores] { b.deallocate() }
+        for b in [noise, realTargets, fakeTargets, generatorTargets, logitGradient, scores, real] { b.deallocate() }
     }
 
     /// Rank 0 initializes both networks from the seed and broadcasts them, so every replica
@@ -87,6 +100,14 @@ public final class GANTrainer {
         }
     }
 
+    /// One training step on batch `step % stepsPerEpoch` of epoch `step / stepsPerEpoch` of `data`.
+    public func step(data: TrainingData, step: Int) throws -> StepMetrics {
+        phase(.data) {
+            data.copyBatch(epoch: step / data.stepsPerEpoch, index: step % data.stepsPerEpoch, into: real.baseAddress!)
+        }
+        return try self.step(real: real.baseAddress!, step: step)
+    }
+
     /// One training step on this rank's `real` batch (`batchSize x pixels`, in [-1, 1]).
     /// `step` (0-based, global) keys the noise, so the result does not depend on how the
     /// global batch is split across ranks.
@@ -101,11 +122,12 @@ public final class GANTrainer {
 
         fillNoise(.discriminatorNoise, step: step)
         let fake = phase(.forward) { generator.forward(noise.baseAddress!, batch: batch, context: training(0)) }
+        // D's gradients are final once its pass on `fake` leaves each layer: their all-reduce starts then.
         discriminatorGradients(real: real, fake: fake, contexts: (training(1), training(2)), metrics: &metrics)
 
         switch configuration.updateScheme {
         case .alternating:
-            try averageAndUpdate(discriminator, discriminatorOptimizer)
+            try averageAndUpdate(.discriminator)
             // The generator's turn: fresh noise, through the updated discriminator.
             fillNoise(.generatorNoise, step: step)
             let logits = phase(.forward) {
@@ -113,21 +135,22 @@ public final class GANTrainer {
                 return discriminator.forward(fresh, batch: batch, context: training(4))
             }
             metrics.generatorLoss = generatorGradients(logits: logits)
-            try averageAndUpdate(generator, generatorOptimizer)
+            try averageAndUpdate(.generator)
         case .simultaneous:
             // D's last forward pass was on `fake`: G's loss backpropagates through it before
-            // either network changes.
+            // either network changes, while D's gradients travel.
             metrics.generatorLoss = generatorGradients(logits: discriminator.lastOutput!)
-            try averageAndUpdate(discriminator, discriminatorOptimizer)
-            try averageAndUpdate(generator, generatorOptimizer)
+            try averageAndUpdate(.discriminator)
+            try averageAndUpdate(.generator)
         }
         return metrics
     }
 
-    /// One all-reduce of the network's flat gradient buffer to the mean over ranks, then the
-    /// same Adam update on every rank.
-    private func averageAndUpdate(_ network: Sequential, _ optimizer: Adam) throws {
-        try phase(.allReduce) { try communicator.allReduce(network.parameters.gradients, .mean) }
+    /// Averages the network's gradients over the ranks (waiting for what backward started),
+    /// then the same Adam update on every rank.
+    private func averageAndUpdate(_ role: NetworkRole) throws {
+        try exchange.finish(role)
+        let network = models[role], optimizer = role == .generator ? generatorOptimizer : discriminatorOptimizer
         phase(.optimizer) {
             optimizer.step(parameters: network.parameters.values.baseAddress!,
                            gradients: network.parameters.gradients.baseAddress!)
@@ -150,13 +173,15 @@ public final class GANTrainer {
         metrics.discriminatorLoss = discriminatorPass(real, targets: realTargets, context: contexts.real,
                                                       score: &metrics.realScore)
         metrics.discriminatorLoss += discriminatorPass(fake, targets: fakeTargets, context: contexts.fake,
-                                                       score: &metrics.fakeScore)
+                                                       score: &metrics.fakeScore,
+                                                       listener: exchange.listener(announcing: .discriminator))
     }
 
     /// D forward and backward on `images`; adds ∂(mean BCE)/∂θ_D into D's gradients.
     /// Returns the mean loss; `score` receives the mean sigmoid of the logits.
     private func discriminatorPass(_ images: UnsafePointer<Float>, targets: UnsafeMutableBufferPointer<Float>,
-                                   context: ForwardContext, score: inout Double) -> Double {
+                                   context: ForwardContext, score: inout Double,
+                                   listener: BackwardListener? = nil) -> Double {
         let loss = phase(.forward) {
             let logits = discriminator.forward(images, batch: batch, context: context)
             backend.sigmoid(logits, scores.baseAddress!, count: batch)
@@ -164,7 +189,7 @@ public final class GANTrainer {
                                                         scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
         }
         score = backend.sum(scores.baseAddress!, count: batch) / Double(batch)
-        phase(.backward) { discriminator.backward(logitGradient.baseAddress!, batch: batch) }
+        phase(.backward) { discriminator.backward(logitGradient.baseAddress!, batch: batch, listener: listener) }
         return loss / Double(batch)
     }
 
@@ -179,8 +204,9 @@ public final class GANTrainer {
         phase(.backward) {
             generator.parameters.zeroGradients()
             let imageGradient = discriminator.backward(logitGradient.baseAddress!, batch: batch,
-                                                       options: .init(parameterGradients: false, inputGradient: true))!
-            generator.backward(imageGradient, batch: batch)
+                                                       options: .init(parameterGradients: false, inputGradient: true),
+                                                       listener: exchange.progressListener())!
+            generator.backward(imageGradient, batch: batch, listener: exchange.listener(announcing: .generator))
         }
         return loss / Double(batch)
     }

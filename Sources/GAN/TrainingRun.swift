@@ -38,10 +38,13 @@ public struct TrainingOptions: Sendable {
     /// Steps between cross-rank parameter checksums.
     public var checkEvery = 100
     public var resume: ResumeSource?
-    /// Redraw the progress line in place (a terminal) instead of printing one line per interval.
-    public var liveProgress = false
     /// Images in a sample grid (a square number makes a square grid).
     public var sampleCount = 100
+    /// Split every step, per rank, into compute, waiting for the slowest rank and the
+    /// all-reduce (one timed barrier per network per step), reported at each log interval.
+    public var profile = false
+    /// How gradients travel between the ranks.
+    public var exchange = ExchangeOptions()
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
@@ -70,30 +73,38 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// Runs training on every rank: resume or initialize, the step loop, and rank 0's outputs
-/// (progress, metrics, sample grids, checkpoints).
+/// Runs training on every rank: resume or initialize, the step loop, checkpoints and sample
+/// grids (rank 0), and the events every output hears (`TrainingOutput`).
 public final class TrainingRun {
     public let trainer: GANTrainer
     public let options: TrainingOptions
     let data: TrainingData
     let communicator: Communicator
-    let reporter: ProgressReporter?
+    let outputs: [TrainingOutput]
+    let threads: Int
 
-    /// Builds the trainer; rank 0 creates the output folders. Nothing is trained yet.
-    /// `backend`: the kernels (the CLI chooses them from `--isa` and `--threads`).
+    /// Builds the trainer; rank 0 creates the output folders and adds `train.log` and
+    /// `metrics.jsonl` to `outputs`. Nothing is trained yet. `backend`: the kernels (the CLI
+    /// chooses them from `--isa` and `--threads`). `outputs`: where else events go (a
+    /// terminal, a timeline), on the ranks that keep them.
     public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
-                communicator: Communicator, backend: Backend = Backends.automatic()) throws {
+                communicator: Communicator, backend: Backend = Backends.automatic(),
+                outputs: [TrainingOutput] = []) throws {
         self.options = options
         self.data = data
         self.communicator = communicator
-        trainer = GANTrainer(configuration: configuration, communicator: communicator, backend: backend)
+        threads = backend.threads
+        var exchange = options.exchange
+        exchange.timeWaits = exchange.timeWaits || options.profile
+        trainer = GANTrainer(configuration: configuration, communicator: communicator, backend: backend, exchange: exchange)
         if communicator.rank == 0 {
             for folder in [options.outputDirectory, options.checkpointDirectory, options.sampleDirectory] {
                 try createDirectory(folder)
             }
-            reporter = try ProgressReporter(directory: options.outputDirectory, live: options.liveProgress)
+            self.outputs = outputs + [try LogFile(directory: options.outputDirectory),
+                                      try MetricsFile(directory: options.outputDirectory)]
         } else {
-            reporter = nil
+            self.outputs = outputs
         }
     }
 
@@ -104,6 +115,10 @@ public final class TrainingRun {
         }
     }
 
+    private func record(_ event: TrainingEvent) throws {
+        for output in outputs { try output.record(event) }
+    }
+
     /// Trains to `totalSteps`; returns the number of steps taken in this invocation.
     @discardableResult
     public func run() throws -> Int {
@@ -111,22 +126,23 @@ public final class TrainingRun {
         let firstStep = try start()
         let total = totalSteps
         guard firstStep < total else { throw TrainingError.alreadyFinished(step: firstStep, totalSteps: total) }
-        reporter?.note("gantry: \(c.model.rawValue) GAN, \(communicator.size) rank(s) x batch \(c.batchSize) = "
-            + "global batch \(c.batchSize * communicator.size), \(data.stepsPerEpoch) steps/epoch, "
-            + "steps \(firstStep)..<\(total), G \(trainer.models.generator.parameters.count) + "
-            + "D \(trainer.models.discriminator.parameters.count) parameters, scheme \(c.updateScheme.rawValue)")
+        try record(.started(RunDescription(
+            configuration: c, ranks: communicator.size, threads: threads, stepsPerEpoch: data.stepsPerEpoch,
+            firstStep: firstStep, totalSteps: total, generatorParameters: trainer.models.generator.parameters.count,
+            discriminatorParameters: trainer.models.discriminator.parameters.count, exchange: trainer.exchangeOptions,
+            outputDirectory: options.outputDirectory,
+            layers: Dictionary(uniqueKeysWithValues: NetworkRole.allCases.map { ($0, trainer.models[$0].layers.map(Benchmark.describe)) }))))
+        let phases = options.profile ? PhaseTimer() : nil
+        trainer.observer = StepObservers.combine([phases].compactMap { $0 } + outputs.compactMap(\.stepObserver))
+        defer { trainer.observer = nil }
 
-        let real = UnsafeMutablePointer<Float>.allocate(capacity: c.batchSize * c.pixelCount)
-        defer { real.deallocate() }
-        let clock = ContinuousClock()
-        let startTime = clock.now
+        let startTime = monotonicSeconds()
         var intervalStart = startTime, intervalSteps = 0
         // Sums over the interval: D loss, G loss, D(x), D(G(z)).
         var sums = [Double](repeating: 0, count: 4)
 
         for step in firstStep ..< total {
-            data.copyBatch(epoch: step / data.stepsPerEpoch, index: step % data.stepsPerEpoch, into: real)
-            let m = try trainer.step(real: real, step: step)
+            let m = try trainer.step(data: data, step: step)
             sums[0] += m.discriminatorLoss; sums[1] += m.generatorLoss
             sums[2] += m.realScore; sums[3] += m.fakeScore
             intervalSteps += 1
@@ -134,33 +150,54 @@ public final class TrainingRun {
 
             if done % options.logEvery == 0 || last {
                 try sums.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
-                let now = clock.now
-                let seconds = seconds(now - intervalStart)
-                let rate = Double(intervalSteps * c.batchSize * communicator.size) / seconds
-                reporter?.report(IntervalSummary(
+                let now = monotonicSeconds(), seconds = now - intervalStart
+                let profile = try phases.map { try gatherProfile($0, steps: intervalSteps) }
+                try record(.interval(IntervalSummary(
                     step: done, totalSteps: total, epoch: step / data.stepsPerEpoch,
                     discriminatorLoss: sums[0] / Double(intervalSteps), generatorLoss: sums[1] / Double(intervalSteps),
                     realScore: sums[2] / Double(intervalSteps), fakeScore: sums[3] / Double(intervalSteps),
-                    imagesPerSecond: rate, seconds: self.seconds(now - startTime),
-                    secondsRemaining: Double(total - done) * seconds / Double(intervalSteps)))
-                sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = clock.now
+                    imagesPerSecond: Double(intervalSteps * c.batchSize * communicator.size) / seconds,
+                    seconds: now - startTime, secondsRemaining: Double(total - done) * seconds / Double(intervalSteps),
+                    profile: profile)))
+                sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = monotonicSeconds()
             }
             if done % options.checkEvery == 0 || last {
                 guard try trainer.parameterChecksumsAgree() else { throw TrainingError.replicasDiverged(step: done) }
             }
             if communicator.rank == 0 {
-                if (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last { try writeSamples(step: done) }
+                if (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last {
+                    trainer.observer?.begin(.samples)
+                    let path = try writeSamples(step: done)
+                    trainer.observer?.end(.samples)
+                    try record(.saved(SavedFile(kind: .samples, path: path, step: done, last: last)))
+                }
                 if (options.checkpointEvery > 0 && done % options.checkpointEvery == 0) || last {
                     let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: done)
+                    trainer.observer?.begin(.checkpoint)
                     try Checkpoint.save(trainer, step: done, to: path)
-                    if last { reporter?.note("gantry: checkpoint \(path)") }
+                    trainer.observer?.end(.checkpoint)
+                    try record(.saved(SavedFile(kind: .checkpoint, path: path, step: done, last: last)))
                 }
             }
         }
-        reporter?.finish()
-        reporter?.note("gantry: trained \(total - firstStep) steps in "
-            + "\(ProgressReporter.duration(seconds(clock.now - startTime))); outputs in \(options.outputDirectory)")
+        try record(.finished(RunEnd(steps: total - firstStep, seconds: monotonicSeconds() - startTime,
+                                    outputDirectory: options.outputDirectory)))
         return total - firstStep
+    }
+
+    /// Every rank's mean seconds per step in each phase since the last call (a collective).
+    func gatherProfile(_ timer: PhaseTimer, steps: Int) throws -> [StepProfile] {
+        let phases = StepPhase.allCases, size = communicator.size
+        var table = [Double](repeating: 0, count: size * phases.count)
+        for (j, phase) in phases.enumerated() { table[communicator.rank * phases.count + j] = timer.seconds[phase, default: 0] }
+        timer.reset()
+        try table.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
+        return (0..<size).map { rank in
+            StepProfile(rank: rank, phases: Dictionary(uniqueKeysWithValues: phases.enumerated().compactMap { j, phase in
+                let seconds = table[rank * phases.count + j]
+                return seconds > 0 ? (phase, seconds / Double(steps)) : nil
+            }))
+        }
     }
 
     /// Initializes (rank 0's parameters broadcast) or resumes (rank 0 reads the checkpoint,
@@ -179,7 +216,7 @@ public final class TrainingRun {
                     path = found
                 }
                 step = Int64(try Checkpoint.restore(trainer, from: path))
-                reporter?.note("gantry: resuming from \(path) at step \(step)")
+                try record(.resumed(path: path, step: Int(step)))
             }
             try withUnsafeMutableBytes(of: &step) { try communicator.broadcast($0, root: 0) }
             try trainer.synchronizeParameters()
@@ -191,8 +228,8 @@ public final class TrainingRun {
     }
 
     /// A grid of the generator's images for a fixed noise batch, so grids of successive
-    /// steps show the same latent points.
-    func writeSamples(step: Int) throws {
+    /// steps show the same latent points. Returns its path.
+    func writeSamples(step: Int) throws -> String {
         let c = trainer.configuration
         let count = options.sampleCount
         let images = UnsafeMutableBufferPointer<Float>.allocate(capacity: count * c.pixelCount)
@@ -203,9 +240,6 @@ public final class TrainingRun {
         let path = options.sampleDirectory + "/" + Checkpoint.fileName(step: step).replacingOccurrences(of: ".safetensors", with: ".png")
         try PNG.writeGrid(path: path, images: UnsafeBufferPointer(images), count: count,
                           height: c.imageHeight, width: c.imageWidth, columns: columns)
-    }
-
-    private func seconds(_ d: Duration) -> Double {
-        Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        return path
     }
 }

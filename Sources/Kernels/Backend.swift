@@ -10,6 +10,9 @@
 /// `a[i * lda + j]`. "Accumulate" means `c += result` instead of `c = result`, which is how
 /// backward passes add into a network's flat gradient buffer.
 public protocol Backend: AnyObject {
+    /// The threads its kernels split over (the caller's included).
+    var threads: Int { get }
+
     /// `c[m x n] (+)= op(a) * op(b)`, where `op(a)` is `m x k` and `op(b)` is `k x n`.
     /// `transposeA` means `a` is stored as `k x m` (so `op(a) = aᵀ`); likewise for `b`.
     /// The three cases a dense layer needs: forward `X·W` (none, none), weight gradient

@@ -55,6 +55,7 @@ public final class GEMMRecorder: Backend {
     }
 
     public let base: Backend
+    public var threads: Int { base.threads }
     /// A name for the calls that follow (the layer and pass that run them).
     public var label = ""
     /// Distinct shapes in order of first appearance.

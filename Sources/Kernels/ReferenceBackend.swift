@@ -9,6 +9,8 @@ import Darwin
 public final class ReferenceBackend: Backend {
     public init() {}
 
+    public var threads: Int { 1 }
+
     public func gemm(transposeA: Bool, transposeB: Bool, m: Int, n: Int, k: Int,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      c: UnsafeMutablePointer<Float>, ldc: Int, accumulate: Bool) {

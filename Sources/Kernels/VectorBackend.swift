@@ -50,6 +50,8 @@ public struct ParallelThresholds: Sendable, Equatable {
 }
 
 extension VectorBackend {
+    public var threads: Int { pool.count }
+
     /// Runs `work` over `0 ..< count`: on the calling thread alone below `minimum`, else split
     /// over the pool's threads (see `ThreadPool.split`).
     @inlinable @inline(__always)

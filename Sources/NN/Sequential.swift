@@ -1,5 +1,11 @@
 import Kernels
 
+/// Hears a backward pass leave each layer (see `Sequential.backward`): how data-parallel
+/// training starts a layer's all-reduce while backward goes on, as PyTorch DDP's hooks do.
+public protocol BackwardListener: AnyObject {
+    func backwardDone(layer: Int)
+}
+
 /// A network: layers applied in order, with all their parameters in one `ParameterStore`.
 ///
 /// Shapes: input `batch x inputCount`, output `batch x outputCount`, `batch ≤ maxBatch`.
@@ -68,10 +74,11 @@ public final class Sequential {
     /// Backpropagates ∂loss/∂output through the layers of the last forward pass; returns
     /// ∂loss/∂input when `options.inputGradient`, else nil, valid until this network's next
     /// backward. Parameter gradients are added to `parameters.gradients` (zero them before a
-    /// new step).
+    /// new step). `listener` hears each layer's backward end, last layer first: from then on,
+    /// this pass adds nothing more to that layer's gradients (`parameterRange(ofLayer:)`).
     @discardableResult
     public func backward(_ outputGradient: UnsafePointer<Float>, batch: Int,
-                         options: BackwardOptions = .init()) -> UnsafePointer<Float>? {
+                         options: BackwardOptions = .init(), listener: BackwardListener? = nil) -> UnsafePointer<Float>? {
         var dy = outputGradient
         for (i, layer) in layers.enumerated().reversed() {
             let pass = backwardPass(ofLayer: i, options)
@@ -79,10 +86,24 @@ public final class Sequential {
             let dx = layer.backward(dy, batch: batch, parameterGradients: options.parameterGradients,
                                     needInputGradient: needsInputGradient(layer: i, options))
             observer?.end(layer: i, pass)
+            listener?.backwardDone(layer: i)
             guard let dx else { return nil }
             dy = dx
         }
         return dy
+    }
+
+    /// The elements of `parameters` (and of its gradients) that belong to layer `i`: one
+    /// contiguous range, empty for a layer without parameters. Layers lie in order, so the
+    /// ranges of layers `i...` are the buffer's tail from layer `i`'s start.
+    public func parameterRange(ofLayer i: Int) -> Range<Int> {
+        let mine = parameters.entries.filter { $0.name.hasPrefix("\(i).") }
+        guard let first = mine.map(\.offset).min() else {
+            // Empty, at the start of the next layer's parameters (or the end).
+            let next = parameters.entries.filter { Int($0.name.prefix { $0 != "." })! > i }.map(\.offset).min()
+            return (next ?? parameters.count) ..< (next ?? parameters.count)
+        }
+        return first ..< mine.map { $0.offset + $0.count }.max()!
     }
 
     /// What layer `i` computes in `backward(options:)`.

@@ -54,6 +54,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Train on this MNIST folder's images instead of synthetic ones.")
     var data: String?
 
+    @OptionGroup var exchange: ExchangeFlags
+
     @Flag(help: "Time the kernels alone, in this process: the GEMM on every shape of both models' steps at --batch-size and on the 8 shapes of shared/anchors/gemm_openblas.c, and the FMA peak of one core per instruction set.")
     var kernels = false
 
@@ -88,6 +90,8 @@ struct Bench: ParsableCommand {
             options.warmup = warmup ?? (model == .mlp ? 50 : 3)
             options.threads = threads
             options.perLayer = layers
+            options.exchange.overlap = exchange.options.overlap
+            options.exchange.bucketBytes = exchange.options.bucketBytes
             let images = try data.map {
                 try MNISTShardData(directory: $0, configuration: configuration, rank: communicator.rank, ranks: communicator.size)
             }
@@ -131,15 +135,23 @@ struct BenchReport {
                 "timed \(r.steps) steps after \(r.warmup) warm-up steps"]
     }
 
+    /// The step's phases (means over the ranks), then each rank's compute, wait and all-reduce.
     private var phases: [String] {
-        let step = result.stepSeconds
+        let r = result, step = r.stepSeconds
         func line(_ name: String, _ seconds: Double) -> String {
             "    " + pad(name, 11) + fixed(seconds * 1e3, 2, width: 9) + " ms " + fixed(100 * seconds / step, 1, width: 6) + " %"
         }
-        return ["  step" + fixed(step * 1e3, 2, width: 18) + " ms  " + fixed(result.imagesPerSecond, 1) + " images/s (all ranks)"]
-            + StepPhase.allCases.map { line(Self.name($0), result.phaseSeconds[$0] ?? 0) }
-            + [line("other", result.otherSeconds)]
+        func ms(_ seconds: Double) -> String { fixed(seconds * 1e3, 3) + " ms" }
+        let gradients = r.ranks == 1 ? "" : ", gradients " + (r.exchange.overlap ? "overlapped in \(r.exchange.bucketBytes >> 10) KiB buckets" : "after backward")
+        return ["  step" + fixed(step * 1e3, 2, width: 18) + " ms  " + fixed(r.imagesPerSecond, 1) + " images/s (all ranks)" + gradients]
+            + Self.stepPhases.map { line(Self.name($0), r.phaseSeconds[$0] ?? 0) }
+            + [line("other", r.otherSeconds)]
+            + (r.ranks == 1 ? [] : ["  per rank: compute / waiting for the slowest rank / all-reduce not hidden by backward"]
+                + r.profiles.map { "    rank \($0.rank)  " + ms($0.compute) + " / " + ms($0.wait) + " / " + ms($0.allReduce) })
     }
+
+    /// The phases of a step (checkpoints and samples are not).
+    static let stepPhases = StepPhase.allCases.filter(\.inStep)
 
     private var compute: [String] {
         let r = result, f = r.flops
@@ -172,8 +184,9 @@ struct BenchReport {
             ("model", c.model.rawValue), ("ranks", "\(r.ranks)"), ("threads", "\(r.threads)"), ("batch", "\(c.batchSize)"),
             ("isa", r.instructionSet.rawValue), ("images_per_s", fixed(r.imagesPerSecond, 1)),
             ("step_ms", fixed(r.stepSeconds * 1e3, 3)),
-        ] + StepPhase.allCases.map { (Self.key($0) + "_ms", fixed((r.phaseSeconds[$0] ?? 0) * 1e3, 3)) } + [
-            ("other_ms", fixed(r.otherSeconds * 1e3, 3)),
+        ] + Self.stepPhases.map { (Self.key($0) + "_ms", fixed((r.phaseSeconds[$0] ?? 0) * 1e3, 3)) } + [
+            ("other_ms", fixed(r.otherSeconds * 1e3, 3)), ("compute_ms", fixed(r.computeSeconds * 1e3, 3)),
+            ("overlap", r.exchange.overlap ? "yes" : "no"), ("bucket_kb", "\(r.exchange.bucketBytes >> 10)"),
             ("gflops", fixed(r.gflops, 2)), ("peak_gflops", fixed(r.peakGFLOPS, 2)), ("peak_share", fixed(r.peakShare, 4)),
             ("rss_mb", fixed(Double(r.peakResidentBytes) / 1e6, 1)),
             ("gflop_per_step", fixed(Double(r.flops.total) / 1e9, 4)), ("scheme", c.updateScheme.rawValue),

@@ -89,6 +89,14 @@ struct Train: ParsableCommand {
     @Option(help: "Threads per rank for the kernels (default: the cores this process may use, shared among the ranks on its host; results are identical for every count).")
     var threads: Int?
 
+    @Flag(help: "Split every step, per rank, into compute, waiting for the slowest rank and the all-reduce (adds one barrier per network per step); printed at each --log-every and kept in metrics.jsonl.")
+    var profile = false
+
+    @Option(help: ArgumentHelp("Write a Chrome trace of every rank's steps (layers, phases, all-reduces with their bytes) to FILE; open it in Perfetto or chrome://tracing.", valueName: "FILE"))
+    var timeline: String?
+
+    @OptionGroup var exchange: ExchangeFlags
+
     func validate() throws {
         if steps != nil && epochs != nil { throw ValidationError("give --steps or --epochs, not both") }
         for (name, value) in [("--steps", steps), ("--epochs", epochs), ("--batch-size", batchSize), ("--threads", threads)] {
@@ -109,6 +117,7 @@ struct Train: ParsableCommand {
         }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if out?.isEmpty == true { throw ValidationError("--out must name a folder") }
+        if timeline?.isEmpty == true { throw ValidationError("--timeline must name a file") }
         if let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
         }
@@ -139,7 +148,8 @@ struct Train: ParsableCommand {
         o.checkpointEvery = checkpointEvery
         o.checkEvery = checkEvery
         o.resume = resume.map { $0 == Train.latestCheckpoint ? .latest : .file($0) }
-        o.liveProgress = isatty(STDOUT_FILENO) != 0
+        o.profile = profile
+        o.exchange = exchange.options
         return o
     }
 
@@ -164,8 +174,11 @@ struct Train: ParsableCommand {
                                            rank: communicator.rank, ranks: communicator.size)
             let backend = try Backends.make(try chooseInstructionSet(flag: isa),
                                             threads: threads ?? Train.defaultThreads(environment: environment))
+            var outputs: [TrainingOutput] = []
+            if communicator.isRoot { outputs.append(TerminalProgress(live: isatty(STDOUT_FILENO) != 0)) }
+            if let timeline { outputs.append(Timeline(path: timeline, communicator: communicator)) }
             let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
-                                      communicator: communicator, backend: backend)
+                                      communicator: communicator, backend: backend, outputs: outputs)
             try run.run()
             try communicator.finalize()
         } catch {
@@ -173,5 +186,25 @@ struct Train: ParsableCommand {
             // (they are written atomically).
             communicator.abort(message: "gantry: \(error)", exitCode: 1)
         }
+    }
+}
+
+/// How gradients travel between ranks, for `gantry train` and `gantry bench`.
+struct ExchangeFlags: ParsableArguments {
+    @Flag(name: .customLong("no-overlap"), help: "All-reduce each network's gradients after its backward pass, in one call, instead of in buckets started while backward runs.")
+    var noOverlap = false
+
+    @Option(name: .customLong("bucket-kb"), help: "Gradient KiB per overlapped all-reduce (a bucket closes at the first layer boundary past it).")
+    var bucketKiB: Int = ExchangeOptions().bucketBytes >> 10
+
+    func validate() throws {
+        if bucketKiB <= 0 { throw ValidationError("--bucket-kb must be a positive integer, got \(bucketKiB)") }
+    }
+
+    var options: ExchangeOptions {
+        var o = ExchangeOptions()
+        o.overlap = !noOverlap
+        o.bucketBytes = bucketKiB << 10
+        return o
     }
 }

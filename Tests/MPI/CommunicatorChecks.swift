@@ -22,6 +22,17 @@ func registerCommunicatorChecks(into harness: inout Harness) {
         check.expect(values[1] == n * n && values[2] == n, "ranks disagree on the size")
     }
 
+    harness.add("gather of bytes of different lengths on each rank, to rank 0") { check in
+        let comm = check.comm
+        // Rank r sends r * 3 bytes of value r (rank 0 sends none).
+        let parts = try comm.gather([UInt8](repeating: UInt8(comm.rank), count: comm.rank * 3), root: 0)
+        if comm.rank == 0 {
+            check.expect(parts == (0..<comm.size).map { [UInt8](repeating: UInt8($0), count: $0 * 3) }, "gathered \(parts)")
+        } else {
+            check.expect(parts.isEmpty, "rank \(comm.rank) received \(parts.count) parts")
+        }
+    }
+
     for count in [1, 7, 1_000_003] {
         // Rank r holds (r + 1) * k(i) / 2 with k(i) = i % 1021 + 1: halves of small integers,
         // so every partial sum is exact in Float whatever order MPI adds in.

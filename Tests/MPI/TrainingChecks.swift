@@ -21,6 +21,23 @@ func registerTrainingChecks(into harness: inout Harness) {
         }
     }
 
+    // Overlapped buckets sum what one all-reduce of the whole buffer sums, element by element:
+    // the parameters must come out bit for bit the same. 256-byte buckets give each layer with
+    // parameters its own bucket, 1 MiB keeps the MLP's networks in one.
+    for (model, batch, steps) in [(ModelKind.mlp, 16, 4), (.dcgan, 4, 2)] {
+        for scheme in UpdateScheme.allCases {
+            var c = GANConfiguration.defaults(for: model)
+            c.batchSize = batch
+            c.updateScheme = scheme
+            for bucketBytes in [256, 1 << 20] {
+                harness.add("overlapped \(bucketBytes)-byte buckets == one all-reduce after backward, bit for bit, after \(steps) steps "
+                            + "(\(model.rawValue), \(scheme.rawValue))") { check in
+                    try checkOverlapMatchesOneAllReduce(check, configuration: c, bucketBytes: bucketBytes, steps: steps)
+                }
+            }
+        }
+    }
+
     var dcgan = GANConfiguration.defaults(for: .dcgan)
     dcgan.batchSize = 8
     harness.add("parameters identical on every rank after 2 steps (dcgan, dropout 0.3, per-rank batch norm)") { check in
@@ -50,6 +67,29 @@ private func checkReplicasAgree(_ check: CheckContext, configuration c: GANConfi
         try low.withUnsafeMutableBufferPointer { try comm.allReduce($0, .min) }
         check.expect(high == low, "parameters differ between ranks")
     }
+}
+
+/// Two trainers on the same examples, one overlapping its all-reduces with backward in
+/// buckets, the other all-reducing after backward: identical parameters and Adam moments.
+private func checkOverlapMatchesOneAllReduce(_ check: CheckContext, configuration c: GANConfiguration, bucketBytes: Int,
+                                             steps: Int) throws {
+    let comm = check.comm
+    var overlapped = ExchangeOptions(), after = ExchangeOptions()
+    overlapped.bucketBytes = bucketBytes
+    after.overlap = false
+    let trainers = [overlapped, after].map { GANTrainer(configuration: c, communicator: comm, exchange: $0) }
+    let real = syntheticImages(count: c.batchSize, pixels: c.pixelCount, seed: UInt64(200 + comm.rank))
+    for trainer in trainers {
+        try trainer.initializeParameters()
+        for step in 0..<steps { _ = try trainer.step(real: real, step: step) }
+    }
+    for role in NetworkRole.allCases {
+        let (a, b) = (trainers[0].models[role], trainers[1].models[role])
+        check.expect(Array(a.parameters.values) == Array(b.parameters.values), "\(role.rawValue) parameters differ")
+        check.expect(Array(a.parameters.gradients) == Array(b.parameters.gradients), "\(role.rawValue) averaged gradients differ")
+    }
+    let moments = trainers.map { [$0.generatorOptimizer, $0.discriminatorOptimizer].flatMap { Array($0.m) + Array($0.v) } }
+    check.expect(moments[0] == moments[1], "Adam's moments differ")
 }
 
 /// N ranks with batch `globalBatch / N` against one in-process replica with the whole batch,

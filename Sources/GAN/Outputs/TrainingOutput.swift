@@ -1,0 +1,103 @@
+/// Where a training run's outputs go: the progress on a terminal, the run folder's log and
+/// metrics, a timeline, later TensorBoard. The run loop calls `record` at fixed points and
+/// knows nothing of what each output does with the events.
+///
+/// `started`, `interval` and `finished` reach every rank at the same point of the run, so an
+/// output may run collectives there (the timeline gathers the ranks' spans); `resumed` and
+/// `saved` reach rank 0 only. Outputs that only rank 0 keeps are created on rank 0 only.
+public protocol TrainingOutput: AnyObject {
+    func record(_ event: TrainingEvent) throws
+    /// Hears every step's phases and layers when the output needs them (a timeline); nil
+    /// (the default) costs the step nothing.
+    var stepObserver: StepObserver? { get }
+}
+
+extension TrainingOutput {
+    public var stepObserver: StepObserver? { nil }
+}
+
+/// What happens in a training run, in the order the run loop reports it.
+public enum TrainingEvent: Sendable {
+    /// Parameters are initialized or restored; the first step is next.
+    case started(RunDescription)
+    /// Rank 0 restored a checkpoint (before `started`).
+    case resumed(path: String, step: Int)
+    /// A log interval ended: means over its steps and over all ranks.
+    case interval(IntervalSummary)
+    /// Rank 0 wrote a checkpoint or a sample grid.
+    case saved(SavedFile)
+    /// The last step is done and its files are written.
+    case finished(RunEnd)
+}
+
+/// The run as it starts.
+public struct RunDescription: Sendable {
+    public var configuration: GANConfiguration
+    public var ranks: Int
+    public var threads: Int
+    public var stepsPerEpoch: Int
+    public var firstStep: Int
+    public var totalSteps: Int
+    public var generatorParameters: Int
+    public var discriminatorParameters: Int
+    public var exchange: ExchangeOptions
+    public var outputDirectory: String
+    /// Each network's layers, described (`Benchmark.describe`), in order.
+    public var layers: [NetworkRole: [String]]
+
+    public var globalBatch: Int { configuration.batchSize * ranks }
+}
+
+/// Means of the step metrics over one log interval, across all ranks.
+public struct IntervalSummary: Sendable {
+    public var step: Int
+    public var totalSteps: Int
+    public var epoch: Int
+    public var discriminatorLoss: Double
+    public var generatorLoss: Double
+    public var realScore: Double
+    public var fakeScore: Double
+    /// Images per second over the interval, all ranks together (global batch x steps / time).
+    public var imagesPerSecond: Double
+    /// Wall-clock seconds since training started (this invocation).
+    public var seconds: Double
+    /// Estimated seconds to `totalSteps` at the interval's rate.
+    public var secondsRemaining: Double
+    /// Per rank, the mean seconds per step in each phase over the interval (with `--profile`).
+    public var profile: [StepProfile]?
+}
+
+/// A file rank 0 wrote.
+public struct SavedFile: Sendable {
+    public enum Kind: String, Sendable { case checkpoint, samples }
+    public var kind: Kind
+    public var path: String
+    public var step: Int
+    /// Written after the run's last step.
+    public var last: Bool
+}
+
+/// The run as it ends.
+public struct RunEnd: Sendable {
+    public var steps: Int
+    public var seconds: Double
+    public var outputDirectory: String
+}
+
+/// One rank's step split into where the time went: mean seconds per step.
+public struct StepProfile: Sendable, Equatable {
+    public var rank: Int
+    public var phases: [StepPhase: Double]
+
+    public init(rank: Int, phases: [StepPhase: Double]) {
+        self.rank = rank
+        self.phases = phases
+    }
+
+    /// Waiting for the slowest rank to reach the exchange.
+    public var wait: Double { phases[.wait, default: 0] }
+    /// The all-reduce itself, where it is not hidden behind computation.
+    public var allReduce: Double { phases[.allReduce, default: 0] }
+    /// Everything else: forward, backward, update, loading the batch.
+    public var compute: Double { phases.filter { $0.key.inStep && $0.key != .wait && $0.key != .allReduce }.values.reduce(0, +) }
+}
