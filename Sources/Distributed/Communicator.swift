@@ -5,9 +5,7 @@
 /// Buffers are reduced in place. Only the thread that created the communicator calls it.
 ///
 /// Implementations: ``MPICommunicator`` under `mpirun`, ``SingleProcessCommunicator``
-/// otherwise; ``Communicators/makeDefault()`` picks one. Another element type (Float16
-/// gradients) would be one more `allReduce`/`startAllReduce` pair, with its own MPI datatype
-/// and reduction operation inside ``MPICommunicator``.
+/// otherwise; ``Communicators/makeDefault()`` picks one.
 public protocol Communicator: AnyObject {
     /// This process's index, `0..<size`.
     var rank: Int { get }
@@ -21,8 +19,20 @@ public protocol Communicator: AnyObject {
     /// Replaces every element with its reduction over all ranks (metrics, checksums).
     func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ op: Reduction) throws
     /// Starts an all-reduce and returns at once; the buffer belongs to the communicator
-    /// until ``PendingAllReduce/wait()`` returns. Every rank starts its all-reduces in the same order.
+    /// until ``PendingAllReduce/wait()`` returns or ``PendingAllReduce/test()`` returns true.
+    /// Every rank starts its all-reduces in the same order.
     func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws -> PendingAllReduce
+
+    /// Replaces every element with its reduction over all ranks, for gradients sent as IEEE
+    /// half precision (see `Kernels.HalfScale`). Each combination of two ranks' values is
+    /// computed in Float and rounded once to Float16, so that with two ranks a sum is exactly
+    /// `Float16(Float(a) + Float(b))`; with more, each partial sum is rounded so, in an order
+    /// MPI picks. `.max` and `.min` ignore a NaN against a number (as C's `fmax`). `.mean`
+    /// rounds twice, the sum and then its quotient: a gradient bucket rather sums and folds
+    /// `1 / size` into the unscaling (`Backend.convertFromHalf`), one rounding.
+    func allReduce(_ buffer: UnsafeMutableBufferPointer<Float16>, _ op: Reduction) throws
+    /// Starts the Float16 all-reduce above and returns at once (as the Float one).
+    func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float16>, _ op: Reduction) throws -> PendingAllReduce
 
     /// Copies `root`'s buffer into every other rank's buffer.
     func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws
@@ -58,32 +68,50 @@ public enum Reduction: Sendable {
     case min
 }
 
-/// An all-reduce started by ``Communicator/startAllReduce(_:_:)``, to be waited on.
+/// An all-reduce started by ``Communicator/startAllReduce(_:_:)``, to be tested or waited on.
+///
+/// Open MPI moves a non-blocking collective along only inside MPI calls (it has no progress
+/// thread): started and then left alone, the all-reduce mostly happens in `wait()`. Calling
+/// `test()` now and then (between layers of a backward pass) lets it progress meanwhile.
 public final class PendingAllReduce {
-    private var finish: (() throws -> Void)?
-    private let poll: (() throws -> Bool)?
+    /// The transfer, until it has completed and its finishing work is done; nil after.
+    private var transfer: Transfer?
 
-    /// `finish` waits for the transfer and does what is left (the division of a mean);
-    /// `poll` says whether the transfer is complete, making progress on it.
-    init(finish: (() throws -> Void)?, poll: (() throws -> Bool)? = nil) {
-        self.finish = finish
-        self.poll = poll
+    /// What a communicator hands over: how to wait for the transfer, how to test whether it
+    /// has completed, and what is left to do once it has (the division of a mean), run once.
+    struct Transfer {
+        let wait: () throws -> Void
+        let test: () throws -> Bool
+        let finish: () -> Void
     }
 
-    /// Moves the transfer on (MPI progresses non-blocking collectives only inside its calls);
-    /// once it is complete, finishes it as `wait()` would and returns true.
-    public func test() throws -> Bool {
-        guard finish != nil else { return true }
-        guard try poll?() ?? true else { return false }
-        try wait()
-        return true
-    }
+    /// `nil`: nothing to wait for (one rank, an empty buffer).
+    init(_ transfer: Transfer?) { self.transfer = transfer }
 
     /// Blocks until the reduced values are in the buffer. Later calls return at once.
     public func wait() throws {
-        guard let finish else { return }
-        self.finish = nil
-        try finish()
+        guard let transfer else { return }
+        self.transfer = nil
+        try transfer.wait()
+        transfer.finish()
+    }
+
+    /// Whether the reduced values are in the buffer, making progress on the transfer
+    /// (`MPI_Test`) and returning at once either way. Once it returns true the finishing work
+    /// has been done, once, the buffer is the caller's again, later calls return true and
+    /// `wait()` returns at once.
+    ///
+    /// After either throws, the handle is spent: later calls return at once (`test()`: true)
+    /// and the buffer's contents are undefined, as after a failed blocking all-reduce.
+    public func test() throws -> Bool {
+        guard let transfer else { return true }
+        self.transfer = nil
+        guard try transfer.test() else {
+            self.transfer = transfer
+            return false
+        }
+        transfer.finish()
+        return true
     }
 
     /// A handle dropped without `wait()` still waits: MPI may be writing the caller's buffer.

@@ -20,6 +20,9 @@ public final class MPICommunicator: Communicator {
     public let processorName: String
     private let comm: MPI_Comm
     private var finalized = false
+    /// Float16's datatype and operations (see `CMPI/shim.h`), made by the first Float16
+    /// all-reduce and freed by ``finalize()``.
+    private var half: HalfPrecision?
 
     /// The one instance; MPI cannot be initialized twice in a process.
     nonisolated(unsafe) private static var shared: MPICommunicator?
@@ -79,20 +82,27 @@ public final class MPICommunicator: Communicator {
     }
 
     public func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws -> PendingAllReduce {
-        try checkOpen()
-        guard !buffer.isEmpty else { return PendingAllReduce(finish: nil) }
-        var request: MPI_Request? = cmpi_request_null()
-        try check(MPI_Iallreduce(cmpi_in_place(), buffer.baseAddress, count(buffer.count), cmpi_float(),
-                                 mpiOp(op), comm, &request), "MPI_Iallreduce")
         let size = size
-        return PendingAllReduce(finish: {
-            try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait")
+        return try startAllReduce(UnsafeMutableRawPointer(buffer.baseAddress), buffer.count, cmpi_float(), mpiOp(op)) {
             if op == .mean { divide(buffer, by: size) }
-        }, poll: {
-            var done: Int32 = 0
-            try check(MPI_Test(&request, &done, cmpi_status_ignore()), "MPI_Test")
-            return done != 0
-        })
+        }
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float16>, _ op: Reduction) throws {
+        try checkOpen()
+        guard !buffer.isEmpty else { return }
+        let half = try halfPrecision()
+        try allReduce(UnsafeMutableRawPointer(buffer.baseAddress), buffer.count, half.type, half.op(op))
+        if op == .mean { divide(buffer, by: size) }
+    }
+
+    public func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float16>, _ op: Reduction) throws -> PendingAllReduce {
+        try checkOpen()
+        guard !buffer.isEmpty else { return PendingAllReduce(nil) }
+        let half = try halfPrecision(), size = size
+        return try startAllReduce(UnsafeMutableRawPointer(buffer.baseAddress), buffer.count, half.type, half.op(op)) {
+            if op == .mean { divide(buffer, by: size) }
+        }
     }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {
@@ -142,6 +152,10 @@ public final class MPICommunicator: Communicator {
     public func finalize() throws {
         guard !finalized else { return }
         finalized = true
+        if let half {
+            self.half = nil
+            try half.free()
+        }
         try check(MPI_Finalize(), "MPI_Finalize")
     }
 
@@ -149,9 +163,46 @@ public final class MPICommunicator: Communicator {
 
     /// In-place all-reduce of `count` elements of `type`; a mean is a sum here.
     private func allReduce(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, _ op: Reduction) throws {
+        try allReduce(base, count, type, mpiOp(op))
+    }
+
+    private func allReduce(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, _ op: MPI_Op) throws {
         try checkOpen()
         guard count > 0 else { return }
-        try check(MPI_Allreduce(cmpi_in_place(), base, self.count(count), type, mpiOp(op), comm), "MPI_Allreduce")
+        try check(MPI_Allreduce(cmpi_in_place(), base, self.count(count), type, op, comm), "MPI_Allreduce")
+    }
+
+    /// Starts an in-place all-reduce of `count` elements of `type`; `finish` runs once it has completed.
+    private func startAllReduce(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, _ op: MPI_Op,
+                                finish: @escaping () -> Void) throws -> PendingAllReduce {
+        try checkOpen()
+        guard count > 0 else { return PendingAllReduce(nil) }
+        // Shared by the two closures; MPI sets it to MPI_REQUEST_NULL when the transfer completes.
+        var request: MPI_Request? = cmpi_request_null()
+        try check(MPI_Iallreduce(cmpi_in_place(), base, self.count(count), type, op, comm, &request), "MPI_Iallreduce")
+        return PendingAllReduce(PendingAllReduce.Transfer(
+            wait: { try check(MPI_Wait(&request, cmpi_status_ignore()), "MPI_Wait") },
+            test: {
+                var done: Int32 = 0
+                try check(MPI_Test(&request, &done, cmpi_status_ignore()), "MPI_Test")
+                return done != 0
+            },
+            finish: finish))
+    }
+
+    /// Float16's datatype and operations, made on first use. Creating them is local to
+    /// this rank (no collective), so ranks may do it at different times.
+    private func halfPrecision() throws -> HalfPrecision {
+        if let half { return half }
+        var type: MPI_Datatype? = nil
+        var sum: MPI_Op? = nil, max: MPI_Op? = nil, min: MPI_Op? = nil
+        try check(cmpi_half_type_create(&type), "MPI_Type_contiguous")
+        try check(cmpi_half_sum_create(&sum), "MPI_Op_create")
+        try check(cmpi_half_max_create(&max), "MPI_Op_create")
+        try check(cmpi_half_min_create(&min), "MPI_Op_create")
+        let made = HalfPrecision(type: type!, sum: sum!, max: max!, min: min!)
+        half = made
+        return made
     }
 
     private func broadcast(_ base: UnsafeMutableRawPointer?, _ count: Int, _ type: MPI_Datatype, root: Int) throws {
@@ -179,5 +230,31 @@ public final class MPICommunicator: Communicator {
         if finalized {
             throw MPIError(code: cmpi_err_other(), function: "MPICommunicator", message: "used after finalize()")
         }
+    }
+}
+
+/// Float16 on the wire: a two-byte datatype and the user operations of `CMPI/shim.h`, which
+/// combine each pair of values in Float and round once.
+private struct HalfPrecision {
+    let type: MPI_Datatype
+    let sum: MPI_Op, max: MPI_Op, min: MPI_Op
+
+    /// A mean is a sum here, as for Float.
+    func op(_ op: Reduction) -> MPI_Op {
+        switch op {
+        case .sum, .mean: sum
+        case .max: max
+        case .min: min
+        }
+    }
+
+    /// Frees the operations and the type; MPI is still running.
+    func free() throws {
+        for op in [sum, max, min] {
+            var handle: MPI_Op? = op
+            try check(MPI_Op_free(&handle), "MPI_Op_free")
+        }
+        var handle: MPI_Datatype? = type
+        try check(MPI_Type_free(&handle), "MPI_Type_free")
     }
 }

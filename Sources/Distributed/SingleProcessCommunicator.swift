@@ -22,7 +22,13 @@ public final class SingleProcessCommunicator: Communicator {
     public func allReduce(_ buffer: UnsafeMutableBufferPointer<Double>, _ op: Reduction) throws {}
 
     public func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float>, _ op: Reduction) throws -> PendingAllReduce {
-        PendingAllReduce(finish: nil)
+        PendingAllReduce(nil)
+    }
+
+    public func allReduce(_ buffer: UnsafeMutableBufferPointer<Float16>, _ op: Reduction) throws {}
+
+    public func startAllReduce(_ buffer: UnsafeMutableBufferPointer<Float16>, _ op: Reduction) throws -> PendingAllReduce {
+        PendingAllReduce(nil)
     }
 
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int) throws {

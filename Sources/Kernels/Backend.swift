@@ -77,6 +77,24 @@ public protocol Backend: AnyObject {
     /// `x *= alpha`.
     func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int)
 
+    // Gradients sent as IEEE half precision: the largest magnitude of a bucket chooses its
+    // scale (`HalfScale`), the bucket is rounded to Float16 for the all-reduce, then widened back.
+
+    /// The largest `|x[i]|` of `count` values (0 for none), exactly; **+inf** if any value is
+    /// NaN or infinite. A NaN is reported as +inf, not as NaN, so that the maximum over ranks
+    /// still carries it: `MPI_MAX` compares with `>`, which a NaN loses to any number.
+    func maxAbs(_ x: UnsafePointer<Float>, count: Int) -> Float
+
+    /// `out[i] = Float16(x[i] * scale)`: the product rounded to Float, then to Float16 to
+    /// nearest (ties to even), ±inf beyond Float16's largest finite value (65504), NaN to NaN.
+    /// With a power-of-two scale the product is exact (barring Float underflow) and the
+    /// conversion is the only rounding.
+    func convertToHalf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float16>, count: Int, scale: Float)
+
+    /// `out[i] = Float(x[i]) * scale`: the widening is exact, the product one rounding.
+    /// Undoes `convertToHalf`'s scale, and can fold in a mean's `1 / ranks` at no cost.
+    func convertFromHalf(_ x: UnsafePointer<Float16>, _ out: UnsafeMutablePointer<Float>, count: Int, scale: Float)
+
     /// `out[i] = stream.normal(at: first + i)` for `i < count` (`RandomStream.fillNormal`).
     func fillNormal(_ out: UnsafeMutablePointer<Float>, count: Int, stream: RandomStream, first: UInt64)
 

@@ -158,4 +158,14 @@ public final class GEMMRecorder: Backend {
     public func scale(_ x: UnsafeMutablePointer<Float>, by alpha: Float, count: Int) {
         base.scale(x, by: alpha, count: count)
     }
+
+    public func maxAbs(_ x: UnsafePointer<Float>, count: Int) -> Float { base.maxAbs(x, count: count) }
+
+    public func convertToHalf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float16>, count: Int, scale: Float) {
+        base.convertToHalf(x, out, count: count, scale: scale)
+    }
+
+    public func convertFromHalf(_ x: UnsafePointer<Float16>, _ out: UnsafeMutablePointer<Float>, count: Int, scale: Float) {
+        base.convertFromHalf(x, out, count: count, scale: scale)
+    }
 }

@@ -116,6 +116,23 @@ public final class ReferenceBackend: Backend {
         for i in 0..<count { x[i] *= alpha }
     }
 
+    public func maxAbs(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        var m: Float = 0
+        for i in 0..<count {
+            if x[i].isNaN { return .infinity }
+            m = max(m, x[i].magnitude)
+        }
+        return m
+    }
+
+    public func convertToHalf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float16>, count: Int, scale: Float) {
+        for i in 0..<count { out[i] = Float16(x[i] * scale) }
+    }
+
+    public func convertFromHalf(_ x: UnsafePointer<Float16>, _ out: UnsafeMutablePointer<Float>, count: Int, scale: Float) {
+        for i in 0..<count { out[i] = Float(x[i]) * scale }
+    }
+
     public func adamUpdate(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>,
                            m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>, count: Int,
                            beta1: Float, beta2: Float, stepSize: Float, epsilon: Float) {

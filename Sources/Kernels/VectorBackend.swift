@@ -199,6 +199,30 @@ extension VectorBackend {
         split(count, output: x, minimum: thresholds.elementwise, Elementwise<Vector>(.scale, x, x, x, alpha))
     }
 
+    /// One chunk per thread, each with its own maximum: a maximum is exact, so the chunks'
+    /// maximum is the same value for every split.
+    @inlinable
+    public func maxAbs(_ x: UnsafePointer<Float>, count: Int) -> Float {
+        let chunks = pool.count
+        guard chunks > 1, count >= thresholds.elementwise else { return MaxAbsChunks<Vector>.maxAbs(x, count) }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: chunks) { maxima in
+            pool.split(chunks, granularity: 1, MaxAbsChunks<Vector>(x, count: count, chunks: chunks, maxima: maxima.baseAddress!))
+            return maxima.max()!  // +inf where a chunk held a NaN; no chunk's maximum is NaN
+        }
+    }
+
+    /// Values split over the threads, in pieces of 32 halves (a cache line of them).
+    @inlinable
+    public func convertToHalf(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float16>, count: Int, scale: Float) {
+        split(count, granularity: 32, minimum: thresholds.elementwise, ToHalf<Vector>(x, out, scale: scale))
+    }
+
+    /// Values split over the threads.
+    @inlinable
+    public func convertFromHalf(_ x: UnsafePointer<Float16>, _ out: UnsafeMutablePointer<Float>, count: Int, scale: Float) {
+        split(count, output: out, minimum: thresholds.elementwise, FromHalf<Vector>(x, out, scale: scale))
+    }
+
     /// Examples split over the threads: each example's rows of the column matrix are its own.
     @inlinable
     public func im2col(_ geometry: ConvolutionGeometry, _ image: UnsafePointer<Float>, batch: Int,
@@ -379,6 +403,127 @@ struct RandomRange<V: FloatVector>: RangeWork {
     }
 }
 
+/// `Backend.maxAbs` of chunk `c` of `x` into `maxima[c]`, for each chunk in the range. Chunk
+/// `c` of `chunks` starts at `count · c / chunks` rounded down to a multiple of 16 values.
+@usableFromInline
+struct MaxAbsChunks<V: FloatVector>: RangeWork {
+    @usableFromInline let x: UnsafePointer<Float>, count: Int, chunks: Int, maxima: UnsafeMutablePointer<Float>
+
+    @inlinable
+    init(_ x: UnsafePointer<Float>, count: Int, chunks: Int, maxima: UnsafeMutablePointer<Float>) {
+        self.x = x
+        self.count = count
+        self.chunks = chunks
+        self.maxima = maxima
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        @inline(__always) func start(_ c: Int) -> Int { c == chunks ? count : (count * c / chunks) & ~15 }
+        for c in range { maxima[c] = Self.maxAbs(x + start(c), start(c + 1) - start(c)) }
+    }
+
+    /// The largest magnitude of `x[0 ..< n]`, a NaN counting as +inf, a vector at a time: each
+    /// lane keeps its own maximum, a NaN lane is made +inf before it is compared (no comparison
+    /// sees a NaN, which every comparison would lose), and the tail is padded with zeros.
+    @inlinable @inline(never)
+    static func maxAbs(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        let zero = V(), infinity = V(repeating: .infinity)
+        var m = zero
+        @inline(__always) func fold(_ v: V) {
+            let magnitude = v.replacing(with: -v, where: v, isBelow: zero)
+            let number = infinity.replacing(with: magnitude, where: magnitude, isAtMost: infinity)
+            m = m.replacing(with: number, where: m, isBelow: number)
+        }
+        let w = V.scalarCount
+        var i = 0
+        while i + w <= n {
+            fold(UnsafeRawPointer(x + i).loadUnaligned(as: V.self))
+            i += w
+        }
+        if i < n {
+            var v = zero
+            for j in 0..<(n - i) { v[j] = x[i + j] }
+            fold(v)
+        }
+        var result: Float = 0
+        for j in 0..<w { result = max(result, m[j]) }
+        return result
+    }
+}
+
+/// `out[i] = Float16(x[i] * scale)` for the values in the range (`Backend.convertToHalf`), a
+/// vector at a time; the tail goes through the same vector arithmetic on a padded vector.
+@usableFromInline
+struct ToHalf<V: FloatVector>: RangeWork {
+    @usableFromInline let x: UnsafePointer<Float>, out: UnsafeMutablePointer<Float16>, scale: Float
+
+    @inlinable
+    init(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float16>, scale: Float) {
+        self.x = x
+        self.out = out
+        self.scale = scale
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        Self.convert(x + range.lowerBound, out + range.lowerBound, range.count, scale)
+    }
+
+    @inlinable @inline(never)
+    static func convert(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float16>, _ n: Int, _ scale: Float) {
+        let s = V(repeating: scale), w = V.scalarCount
+        var i = 0
+        while i + w <= n {
+            let halves = (UnsafeRawPointer(x + i).loadUnaligned(as: V.self) * s).roundedToHalves()
+            UnsafeMutableRawPointer(out + i).storeBytes(of: halves, as: V.Halves.self)
+            i += w
+        }
+        if i < n {
+            var v = V()
+            for j in 0..<(n - i) { v[j] = x[i + j] }
+            let halves = (v * s).roundedToHalves()
+            for j in 0..<(n - i) { out[i + j] = halves[j] }
+        }
+    }
+}
+
+/// `out[i] = Float(x[i]) * scale` for the values in the range (`Backend.convertFromHalf`), a
+/// vector at a time; the tail goes through the same vector arithmetic on a padded vector.
+@usableFromInline
+struct FromHalf<V: FloatVector>: RangeWork {
+    @usableFromInline let x: UnsafePointer<Float16>, out: UnsafeMutablePointer<Float>, scale: Float
+
+    @inlinable
+    init(_ x: UnsafePointer<Float16>, _ out: UnsafeMutablePointer<Float>, scale: Float) {
+        self.x = x
+        self.out = out
+        self.scale = scale
+    }
+
+    @inlinable
+    func callAsFunction(_ range: Range<Int>) {
+        Self.convert(x + range.lowerBound, out + range.lowerBound, range.count, scale)
+    }
+
+    @inlinable @inline(never)
+    static func convert(_ x: UnsafePointer<Float16>, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ scale: Float) {
+        let s = V(repeating: scale), w = V.scalarCount
+        var i = 0
+        while i + w <= n {
+            let values = V(widening: UnsafeRawPointer(x + i).loadUnaligned(as: V.Halves.self)) * s
+            UnsafeMutableRawPointer(out + i).storeBytes(of: values, as: V.self)
+            i += w
+        }
+        if i < n {
+            var halves = V.Halves()
+            for j in 0..<(n - i) { halves[j] = x[i + j] }
+            let values = V(widening: halves) * s
+            for j in 0..<(n - i) { out[i + j] = values[j] }
+        }
+    }
+}
+
 /// Adam's update (see `Backend.adamUpdate`) of the values in the range, a vector at a time;
 /// the tail runs the same vector arithmetic on padded lanes, so no value depends on where a
 /// range ends.
@@ -536,6 +681,13 @@ public protocol FloatVector: SIMD where Scalar == Float {
     /// `min(max(self, lowerBound), upperBound)` lane by lane (compare and select).
     func clamped(lowerBound: Self, upperBound: Self) -> Self
     func squareRoot() -> Self
+
+    /// As many Float16 lanes (`SIMD8<Float16>` for `SIMD8<Float>`).
+    associatedtype Halves: SIMD where Halves.Scalar == Float16
+    /// Each lane rounded to Float16: to nearest, ties to even, ±inf beyond 65504, NaN to NaN.
+    func roundedToHalves() -> Halves
+    /// Each lane of `halves`, widened (exactly).
+    init(widening halves: Halves)
 }
 
 extension FloatVector {

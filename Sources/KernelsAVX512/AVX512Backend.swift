@@ -95,6 +95,11 @@ extension SIMD16: FloatVector where Scalar == Float {
     }
     /// One vector square root (`SIMD`'s goes lane by lane, through libm).
     @inline(__always) public func squareRoot() -> Self { gantry_sqrt16(self) }
+    /// One `vcvtps2ph` (F16C, AVX-512F): Swift's conversion between SIMD16 of Float and of
+    /// Float16 is vectorized here, unlike `squareRoot`.
+    @inline(__always) public func roundedToHalves() -> SIMD16<Float16> { SIMD16<Float16>(self) }
+    /// One `vcvtph2ps`.
+    @inline(__always) public init(widening halves: SIMD16<Float16>) { self.init(halves) }
     /// As a compare and a select: the `SIMD` protocol's `clamped` goes lane by lane.
     @inline(__always) public func clamped(lowerBound: Self, upperBound: Self) -> Self {
         replacing(with: lowerBound, where: self .< lowerBound).replacing(with: upperBound, where: self .> upperBound)

@@ -28,13 +28,31 @@ final class SingleProcessCommunicatorTests: XCTestCase {
         XCTAssertEqual(empty, [])
     }
 
+    func testFloat16AllReduceIsIdentity() throws {
+        let comm = SingleProcessCommunicator()
+        let halves: [Float16] = [1.5, -2, 0, 65504, 0x1p-24, -0.0, .infinity]
+        for op in [Reduction.sum, .mean, .max, .min] {
+            var h = halves
+            try h.withUnsafeMutableBufferPointer { try comm.allReduce($0, op) }
+            XCTAssertEqual(h.map(\.bitPattern), halves.map(\.bitPattern), "\(op)")
+            try h.withUnsafeMutableBufferPointer { buffer in
+                let pending = try comm.startAllReduce(buffer, op)
+                XCTAssertTrue(try pending.test())
+                try pending.wait()
+            }
+            XCTAssertEqual(h.map(\.bitPattern), halves.map(\.bitPattern), "\(op), started")
+        }
+    }
+
     func testStartAllReduceCompletes() throws {
         let comm = SingleProcessCommunicator()
         var values: [Float] = [1, 2, 3]
         try values.withUnsafeMutableBufferPointer { buffer in
             let pending = try comm.startAllReduce(buffer, .mean)
+            XCTAssertTrue(try pending.test())
             try pending.wait()
             try pending.wait()
+            XCTAssertTrue(try pending.test())
         }
         XCTAssertEqual(values, [1, 2, 3])
     }

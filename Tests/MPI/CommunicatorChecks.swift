@@ -129,6 +129,75 @@ func registerCommunicatorChecks(into harness: inout Harness) {
         check.expectElements(means, tolerance: 1e-6, "mean") { ranks / Double(comm.size) * Double(k($0)) / 2 }
     }
 
+    harness.add("non-blocking all-reduce, tested until done: the mean divided once, then wait() at once") { check in
+        let comm = check.comm
+        let count = 1_000_003
+        var means = (0..<count).map { Float(comm.rank + 1) * k($0) / 2 }
+        var polls = 0
+        var waited = 0.0
+        var afterTest: [Float] = []
+        try means.withUnsafeMutableBufferPointer { means in
+            let pending = try comm.startAllReduce(means, .mean)
+            while try !pending.test() { polls += 1 }
+            afterTest = Array(means)
+            let start = ContinuousClock.now
+            try pending.wait()
+            waited = (ContinuousClock.now - start).seconds
+            check.expect(try pending.test(), "test() after completion returned false")
+        }
+        let meanRank = Double(comm.size + 1) / 2
+        check.expectElements(afterTest, tolerance: 1e-6, "after test() returned true (\(polls) polls before)") {
+            meanRank * Double(k($0)) / 2
+        }
+        check.expect(afterTest == means, "wait() or a second test() changed the buffer after test() returned true")
+        check.expect(waited < 0.05, "wait() after test() returned true took \(waited) s")
+    }
+
+    for count in [7, 1_000_003] {
+        // Ranks 0 and 1 hold unrelated halves of exponents a few apart (subnormals to 65504, so
+        // that sums round, tie, and overflow); other ranks hold +0, which changes no sum, so the
+        // result is one rounding of the two values' sum whatever order MPI adds in.
+        let expected = { (i: Int) in Float16(Float(half(i, rank: 0)) + Float(half(i, rank: 1))) }
+        harness.add("all-reduce sum, Float16, \(count) elements: each pair added in Float, rounded once") { check in
+            let comm = check.comm
+            var buffer = (0..<count).map { half($0, rank: comm.rank) }
+            try buffer.withUnsafeMutableBufferPointer { try comm.allReduce($0, .sum) }
+            check.expectBits(buffer, expected: expected)
+        }
+
+        harness.add("non-blocking all-reduce sum, Float16, \(count) elements, tested until done") { check in
+            let comm = check.comm
+            var buffer = (0..<count).map { half($0, rank: comm.rank) }
+            try buffer.withUnsafeMutableBufferPointer { buffer in
+                let pending = try comm.startAllReduce(buffer, .sum)
+                while try !pending.test() {}
+                try pending.wait()
+            }
+            check.expectBits(buffer, expected: expected)
+        }
+    }
+
+    harness.add("all-reduce max, min, mean, Float16, and sum blocking and non-blocking in flight together") { check in
+        // As the Double check: ±((r + i) % size) + 1/4, exact in Float16.
+        let comm = check.comm, count = 1001, n = comm.size
+        let values = (0..<count).map { i in Float16(sign(i) * Double((comm.rank + i) % n) + 0.25) }
+        var maxima = values, minima = values, means = values, sums = values, started = values
+        try started.withUnsafeMutableBufferPointer { started in
+            let pending = try comm.startAllReduce(started, .sum)
+            try maxima.withUnsafeMutableBufferPointer { try comm.allReduce($0, .max) }
+            try minima.withUnsafeMutableBufferPointer { try comm.allReduce($0, .min) }
+            try means.withUnsafeMutableBufferPointer { try comm.allReduce($0, .mean) }
+            try sums.withUnsafeMutableBufferPointer { try comm.allReduce($0, .sum) }
+            try pending.wait()
+        }
+        let sum = { (i: Int) in sign(i) * Double(n * (n - 1) / 2) + Double(n) / 4 }
+        check.expectBits(maxima, "max") { i in Float16(i % 2 == 0 ? Double(n) - 0.75 : 0.25) }
+        check.expectBits(minima, "min") { i in Float16(i % 2 == 0 ? 0.25 : 1.25 - Double(n)) }
+        check.expectBits(sums, "sum") { Float16(sum($0)) }
+        check.expectBits(started, "non-blocking sum") { Float16(sum($0)) }
+        check.expectBits(means, "mean") { Float16(Float(Float16(sum($0))) / Float(n)) }
+    }
+
     harness.add("processor names are set") { check in
         check.expect(!check.comm.processorName.isEmpty, "empty processor name")
     }
@@ -140,7 +209,43 @@ private func k(_ i: Int) -> Float { Float(i % 1021 + 1) }
 /// +1 on even elements, -1 on odd ones.
 private func sign(_ i: Int) -> Double { i % 2 == 0 ? 1 : -1 }
 
+/// Element `i` of rank `rank`'s Float16 buffer: +0 beyond rank 1; on rank 0 a finite half of
+/// any exponent and sign, on rank 1 one whose exponent is within 3 of rank 0's, so that their
+/// sums cancel, round, tie and overflow. No -0, which +0 from a third rank would turn to +0.
+private func half(_ i: Int, rank: Int) -> Float16 {
+    guard rank <= 1 else { return 0 }
+    let bits = mix(UInt64(i)), other = mix(bits)
+    let exponent = UInt16(truncatingIfNeeded: bits >> 16) % 31  // 0 (subnormal) ... 30, not 31 (inf, NaN)
+    var pattern = UInt16(truncatingIfNeeded: bits) & 0x83FF | exponent << 10
+    if rank == 1 {
+        let shifted = min(30, max(0, Int(exponent) + Int(other % 7) - 3))
+        pattern = UInt16(truncatingIfNeeded: other >> 8) & 0x83FF | UInt16(shifted) << 10
+    }
+    return pattern == 0x8000 ? 0 : Float16(bitPattern: pattern)
+}
+
+/// SplitMix64's finalizer: a fixed, well-mixed function of `x`.
+private func mix(_ x: UInt64) -> UInt64 {
+    var z = x &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
 extension CheckContext {
+    /// Expects `actual[i]` to have the bits of `expected(i)` for every `i`; records only
+    /// the first mismatch and how many there were.
+    func expectBits(_ actual: [Float16], _ label: String = "", expected: (Int) -> Float16) {
+        var mismatches = 0
+        var first = ""
+        for i in actual.indices where actual[i].bitPattern != expected(i).bitPattern {
+            if mismatches == 0 { first = "element \(i) is \(actual[i]), expected \(expected(i))" }
+            mismatches += 1
+        }
+        let prefix = label.isEmpty ? "" : "\(label): "
+        expect(mismatches == 0, "\(prefix)\(mismatches) of \(actual.count) elements wrong; \(first)")
+    }
+
     /// Expects `actual[i]` within `tolerance` (relative) of `expected(i)` for every `i`;
     /// records only the first mismatch and how many there were.
     func expectElements<T: BinaryFloatingPoint>(_ actual: [T], tolerance: Double, _ label: String = "",
