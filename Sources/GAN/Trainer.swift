@@ -61,7 +61,7 @@ public final class GANTrainer {
                                   backend: backend)
         discriminatorOptimizer = Adam(count: models.discriminator.parameters.count, config: configuration.discriminatorOptimizer,
                                       backend: backend)
-        self.exchange = GradientExchange(communicator: communicator, options: exchange, models: models)
+        self.exchange = GradientExchange(communicator: communicator, options: exchange, models: models, backend: backend)
         func buffer(_ count: Int, _ value: Float) -> UnsafeMutableBufferPointer<Float> {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
             b.initialize(repeating: value)

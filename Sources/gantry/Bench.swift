@@ -92,6 +92,7 @@ struct Bench: ParsableCommand {
             options.perLayer = layers
             options.exchange.overlap = exchange.options.overlap
             options.exchange.bucketBytes = exchange.options.bucketBytes
+            options.exchange.halfPrecision = exchange.options.halfPrecision
             let images = try data.map {
                 try MNISTShardData(directory: $0, configuration: configuration, rank: communicator.rank, ranks: communicator.size)
             }
@@ -142,7 +143,9 @@ struct BenchReport {
             "    " + pad(name, 11) + fixed(seconds * 1e3, 2, width: 9) + " ms " + fixed(100 * seconds / step, 1, width: 6) + " %"
         }
         func ms(_ seconds: Double) -> String { fixed(seconds * 1e3, 3) + " ms" }
-        let gradients = r.ranks == 1 ? "" : ", gradients " + (r.exchange.overlap ? "overlapped in \(r.exchange.bucketBytes >> 10) KiB buckets" : "after backward")
+        let e = r.exchange
+        let gradients = r.ranks == 1 ? "" : ", gradients " + (e.halfPrecision ? "fp16 " : "fp32 ")
+            + (e.overlap ? "overlapped in \(e.bucketBytes >> 10) KiB buckets" : "after backward")
         return ["  step" + fixed(step * 1e3, 2, width: 18) + " ms  " + fixed(r.imagesPerSecond, 1) + " images/s (all ranks)" + gradients]
             + Self.stepPhases.map { line(Self.name($0), r.phaseSeconds[$0] ?? 0) }
             + [line("other", r.otherSeconds)]
@@ -187,6 +190,7 @@ struct BenchReport {
         ] + Self.stepPhases.map { (Self.key($0) + "_ms", fixed((r.phaseSeconds[$0] ?? 0) * 1e3, 3)) } + [
             ("other_ms", fixed(r.otherSeconds * 1e3, 3)), ("compute_ms", fixed(r.computeSeconds * 1e3, 3)),
             ("overlap", r.exchange.overlap ? "yes" : "no"), ("bucket_kb", "\(r.exchange.bucketBytes >> 10)"),
+            ("fp16", r.exchange.halfPrecision ? "yes" : "no"),
             ("gflops", fixed(r.gflops, 2)), ("peak_gflops", fixed(r.peakGFLOPS, 2)), ("peak_share", fixed(r.peakShare, 4)),
             ("rss_mb", fixed(Double(r.peakResidentBytes) / 1e6, 1)),
             ("gflop_per_step", fixed(Double(r.flops.total) / 1e9, 4)), ("scheme", c.updateScheme.rawValue),

@@ -197,6 +197,9 @@ struct ExchangeFlags: ParsableArguments {
     @Option(name: .customLong("bucket-kb"), help: "Gradient KiB per overlapped all-reduce (a bucket closes at the first layer boundary past it).")
     var bucketKiB: Int = ExchangeOptions().bucketBytes >> 10
 
+    @Flag(name: .customLong("allreduce-fp16"), help: "Send gradients as IEEE half precision (scaled by a power of two from the largest gradient over the ranks, summed in fp32): half the bytes, about 3 significant digits per rank.")
+    var halfPrecision = false
+
     func validate() throws {
         if bucketKiB <= 0 { throw ValidationError("--bucket-kb must be a positive integer, got \(bucketKiB)") }
     }
@@ -205,6 +208,7 @@ struct ExchangeFlags: ParsableArguments {
         var o = ExchangeOptions()
         o.overlap = !noOverlap
         o.bucketBytes = bucketKiB << 10
+        o.halfPrecision = halfPrecision
         return o
     }
 }

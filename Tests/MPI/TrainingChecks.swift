@@ -1,3 +1,4 @@
+import Foundation
 import Distributed
 import GAN
 import Kernels
@@ -35,6 +36,25 @@ func registerTrainingChecks(into harness: inout Harness) {
                     try checkOverlapMatchesOneAllReduce(check, configuration: c, bucketBytes: bucketBytes, steps: steps)
                 }
             }
+        }
+    }
+
+    // fp16 gradients: each rank's contribution keeps 11 significant bits of its bucket's
+    // largest value (smaller ones fewer, down to the subnormals); Adam divides by the gradients'
+    // root mean square, so an element whose gradient is tiny can move by up to the learning rate
+    // in either direction. The tolerance says how far: 2 % of each network's largest parameter.
+    for model in ModelKind.allCases {
+        var c = GANConfiguration.defaults(for: model)
+        c.seed = 11
+        c.dropoutRate = 0
+        c.synchronizedBatchNorm = true
+        var half = ExchangeOptions()
+        half.halfPrecision = true
+        half.bucketBytes = 64 << 10
+        let (global, steps) = model == .mlp ? (128, 5) : (32, 3)
+        harness.add("N ranks x batch \(global)/N with --allreduce-fp16 ~= 1 rank x batch \(global) to 2 % after \(steps) steps "
+                    + "(\(model.rawValue))") { check in
+            try checkEquivalence(check, configuration: c, globalBatch: global, steps: steps, exchange: half, tolerance: 2e-2)
         }
     }
 
@@ -94,9 +114,9 @@ private func checkOverlapMatchesOneAllReduce(_ check: CheckContext, configuratio
 
 /// N ranks with batch `globalBatch / N` against one in-process replica with the whole batch,
 /// on the same examples and noise: parameters (and batch norm running statistics) must agree
-/// to 1e-4 of the largest value of each network.
+/// to `tolerance` (1e-4 unless given) of the largest value of each network.
 private func checkEquivalence(_ check: CheckContext, configuration: GANConfiguration, globalBatch: Int,
-                              steps: Int) throws {
+                              steps: Int, exchange: ExchangeOptions = ExchangeOptions(), tolerance: Float = 1e-4) throws {
     let comm = check.comm
     guard globalBatch % comm.size == 0 else {
         check.fail("the global batch \(globalBatch) does not split over \(comm.size) ranks; use 2, 4 or 8")
@@ -105,7 +125,7 @@ private func checkEquivalence(_ check: CheckContext, configuration: GANConfigura
     var c = configuration, whole = configuration
     c.batchSize = globalBatch / comm.size
     whole.batchSize = globalBatch
-    let distributed = GANTrainer(configuration: c, communicator: comm)
+    let distributed = GANTrainer(configuration: c, communicator: comm, exchange: exchange)
     let single = GANTrainer(configuration: whole, communicator: SingleProcessCommunicator())
     try distributed.initializeParameters()
     try single.initializeParameters()
@@ -123,8 +143,11 @@ private func checkEquivalence(_ check: CheckContext, configuration: GANConfigura
         where y.count > 0 {
             let scale = y.values.map(abs).max()!
             let worst = zip(x.values, y.values).map { abs($0 - $1) }.max()!
-            check.expect(worst <= 1e-4 * scale,
-                         "\(what): largest difference \(worst) exceeds 1e-4 of the largest value \(scale)")
+            check.expect(worst <= tolerance * scale,
+                         "\(what): largest difference \(worst) exceeds \(tolerance) of the largest value \(scale)")
+            if ProcessInfo.processInfo.environment["GANTRY_SHOW_DIFFERENCES"] != nil, comm.rank == 0 {
+                printLine("    \(what): largest difference \(worst / scale) of the largest value")
+            }
         }
     }
 }

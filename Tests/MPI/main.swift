@@ -10,6 +10,7 @@ import Darwin
 var harness = Harness()
 registerCommunicatorChecks(into: &harness)
 registerTrainingChecks(into: &harness)
+registerExchangeChecks(into: &harness)
 
 do {
     let comm = try Communicators.makeDefault()

@@ -49,7 +49,7 @@ public enum EventText {
     }
 
     static func exchange(_ e: ExchangeOptions) -> String {
-        "fp32" + (e.overlap ? ", overlapped in \(e.bucketBytes >> 10) KiB buckets" : ", after backward")
+        (e.halfPrecision ? "fp16" : "fp32") + (e.overlap ? ", overlapped in \(e.bucketBytes >> 10) KiB buckets" : ", after backward")
     }
 
     /// The progress line of a log interval.
