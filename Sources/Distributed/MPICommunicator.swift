@@ -1,4 +1,5 @@
 internal import CMPI
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -43,6 +44,7 @@ public final class MPICommunicator: Communicator {
             throw MPIError(code: cmpi_err_other(), function: "MPI_Init_thread",
                            message: "MPI was initialized outside MPICommunicator")
         }
+        applyNonBlockingAllReduceDefault()
         var provided: Int32 = 0
         try check(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
         let world = cmpi_comm_world()
@@ -55,6 +57,27 @@ public final class MPICommunicator: Communicator {
         let communicator = try MPICommunicator(comm: world)
         shared = communicator
         return communicator
+    }
+
+    /// The environment variable of Open MPI's parameter that picks `MPI_Iallreduce`'s algorithm.
+    public static let nonBlockingAllReduceParameter = "OMPI_MCA_coll_libnbc_iallreduce_algorithm"
+
+    /// Open MPI 4.1 runs an in-place `MPI_Iallreduce` on fewer than 4 ranks as a binomial
+    /// reduce then broadcast: the whole buffer travels twice, one way after the other, where the
+    /// blocking `MPI_Allreduce` exchanges it once (recursive doubling). The overlapped gradient
+    /// buckets are in-place `MPI_Iallreduce`s, so unless the user set the parameter, Gantry
+    /// picks recursive doubling for 2 ranks and Rabenseifner's reduce-scatter + allgather
+    /// (Open MPI's blocking choice for large buffers) beyond. Read at `MPI_Init`.
+    public static func nonBlockingAllReduceDefault(environment: [String: String]) -> String? {
+        guard environment[nonBlockingAllReduceParameter] == nil else { return nil }
+        let ranks = environment["OMPI_COMM_WORLD_SIZE"].flatMap { Int($0) } ?? 1
+        return ranks <= 2 ? "4" : "3"  // recursive_doubling, rabenseifner
+    }
+
+    private static func applyNonBlockingAllReduceDefault() {
+        if let value = nonBlockingAllReduceDefault(environment: ProcessInfo.processInfo.environment) {
+            setenv(nonBlockingAllReduceParameter, value, 0)
+        }
     }
 
     private init(comm: MPI_Comm) throws {

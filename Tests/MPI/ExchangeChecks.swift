@@ -31,7 +31,8 @@ func registerExchangeChecks(into harness: inout Harness) {
         try exchange.finish(.discriminator)
         let expected = meanOverRanks(count: gradients.count, ranks: comm.size)
         check.expect(gradients[5].isNaN, "element 5 is \(gradients[5]), not NaN")
-        for (i, value) in gradients.enumerated() where i != 5 && value != expected[i] {
+        // Exact on 2 ranks; beyond, MPI's order of summation may differ from ours by an ulp a rank.
+        for (i, value) in gradients.enumerated() where i != 5 && abs(value - expected[i]) > expected[i].ulp * Float(comm.size - 2) {
             check.fail("element \(i): \(value), expected fp32's \(expected[i])")
             break
         }
@@ -57,8 +58,8 @@ private func fill(_ gradients: UnsafeMutableBufferPointer<Float>, rank: Int) {
 
 private func g(_ i: Int) -> Float { Float(i % 1021 - 510) * 1.2345679e-4 }
 
-/// What an fp32 mean all-reduce gives: the sum over ranks in Float, divided by the ranks (in
-/// any order of summation for 2 ranks, as CI runs these checks).
+/// What an fp32 mean all-reduce gives: the sum over ranks in Float, divided by the ranks (the
+/// same in any order of summation for 2 ranks, as CI runs these checks).
 private func meanOverRanks(count: Int, ranks: Int) -> [Float] {
     (0..<count).map { i in (0..<ranks).map { Float($0 + 1) * g(i) }.reduce(0, +) / Float(ranks) }
 }
