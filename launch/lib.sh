@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by launch/train and launch/scale, not run: what both need to start the release binary
 # under mpirun. Sets `root` (the repository), `binary` (its release gantry) and `as_root` (the
 # variables Open MPI wants before it runs as root, empty unless uid is 0); its errors name the
