@@ -1,0 +1,62 @@
+# shellcheck shell=bash
+# Sourced by launch/train and launch/scale, not run: what both need to start the release binary
+# under mpirun. Sets `root` (the repository), `binary` (its release gantry) and `as_root` (the
+# variables Open MPI wants before it runs as root, empty unless uid is 0); its errors name the
+# script that sourced it.
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+binary=$root/.build/release/gantry
+as_root=()
+[ "$(id -u)" != 0 ] || as_root=(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1)
+
+# die MESSAGE: one line on stderr, "launch/NAME: MESSAGE", and exit 2 (a bad argument or file).
+die() { echo "launch/${0##*/}: $*" >&2; exit 2; }
+
+# The physical cores this process may run on, as mpirun counts slots (hyperthreads of one
+# core count once), or nproc when lscpu cannot tell.
+cores() {
+  local count
+  count=$(lscpu -p=CPU,Core,Socket 2>/dev/null | awk -F, -v allowed="$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status 2>/dev/null)" '
+    BEGIN { n = split(allowed, ranges, ",")
+            for (i = 1; i <= n; i++) { m = split(ranges[i], r, "-"); for (c = r[1]; c <= r[m]; c++) ok[c] = 1 } }
+    /^#/ || (n && !ok[$1]) { next }
+    !seen[$3 "," ($2 == "" ? "cpu" $1 : $2)]++ { count++ }
+    END { print count + 0 }') || true
+  if [ "${count:-0}" -gt 0 ]; then echo "$count"; else nproc; fi
+}
+
+# mpi_hosts [HOSTFILE]: the hosts mpirun will run on, as "NAME SLOTS" lines in `hosts`, and the
+# sum of their slots in `slots`: the hostfile given, else the one in OMPI_MCA_orte_default_hostfile
+# if set (as fake-hosts sets it), else this host with its cores. A hostfile's lines are
+# "host slots=K"; a line without slots counts 1; '#' starts a comment. `hostfile_used` is the
+# file read, empty for this host.
+mpi_hosts() {
+  hostfile_used=${1:-${OMPI_MCA_orte_default_hostfile:-}}
+  if [ -n "$hostfile_used" ]; then
+    [ -r "$hostfile_used" ] || die "cannot read hostfile '$hostfile_used'"
+    hosts=$(awk '{ sub(/#.*/, "") } NF {
+                   k = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { k = substr($i, 7) + 0 }
+                   print $1, k }' "$hostfile_used")
+  else
+    hosts="$(uname -n) $(cores)"
+  fi
+  slots=$(awk '{ total += $2 } END { print total + 0 }' <<< "$hosts")
+  ((slots > 0)) || die "no hosts in hostfile '$hostfile_used'"
+}
+
+# show_command COMMAND...: the command line as launch/train prints it before running it, with
+# the root variables in front when there are any.
+show_command() {
+  echo "${as_root[*]}${as_root[*]:+ }$(printf '%q ' "$@" | sed 's/ $//')"
+}
+
+# build_if_stale: builds the release binary (launch/setup, then swift build -c release) when it
+# is missing or older than Package.swift or a file in Sources/.
+build_if_stale() {
+  if [ ! -x "$binary" ] || [ -n "$(find "$root/Sources" "$root/Package.swift" -newer "$binary" -print -quit)" ]; then
+    "$root/launch/setup"
+    echo "launch/${0##*/}: building $binary" >&2
+    (cd "$root" && swift build -c release --product gantry >&2)
+    touch "$binary"   # swift build leaves it alone when a source change does not change the code
+  fi
+}
