@@ -1,3 +1,5 @@
+import Backends
+import Distributed
 import XCTest
 @testable import GAN
 
@@ -171,6 +173,40 @@ final class ProjectionTests: XCTestCase {
         XCTAssertThrowsError(try AllReduceFit.fit([timings[0], AllReduceTiming(bytes: 8, seconds: 0)], ranks: 2,
                                                   reductionSecondsPerByte: 0, name: "")) {
             XCTAssertEqual("\($0)", "cannot fit an all-reduce timing of 8 bytes in 0.0 s: both must be positive")
+        }
+    }
+
+    // MARK: The measurement, on one process
+
+    func testOneProcessMeasuresComputeAndReductionAndNoNetwork() throws {
+        var c = GANConfiguration.defaults(for: .mlp)
+        c.batchSize = 8
+        var model = BenchmarkOptions(configuration: c, instructionSet: try Backends.choose())
+        model.steps = 3
+        model.warmup = 1
+        model.peakSeconds = 0.01
+        var options = ScalingOptions(models: [model])
+        options.rounds = 1
+        let m = try ScalingBenchmark.run(options, communicator: SingleProcessCommunicator())
+        XCTAssertEqual([m.ranks, m.hosts], [1, 1])
+        XCTAssertTrue(m.sweep.isEmpty)
+        let scaling = try XCTUnwrap(m.models.first)
+        XCTAssertNil(scaling.medianMeasured)
+        XCTAssertTrue(scaling.exchangeTimings.isEmpty)
+        let trainer = try makeTrainer(.mlp, batch: 8)
+        XCTAssertEqual(scaling.profile.exchanges.map(\.network), [.discriminator, .generator])
+        XCTAssertEqual(scaling.profile.exchanges.map(\.elements),
+                       [trainer.models.discriminator.parameters.count, trainer.models.generator.parameters.count])
+        XCTAssertGreaterThan(scaling.profile.computeSeconds, 0)
+        // The backward that completes each network's gradients is a part of the step's backward.
+        let backward = scaling.compute[0].phaseSeconds[.backward]!
+        for e in scaling.profile.exchanges {
+            XCTAssertGreaterThan(e.overlappableSeconds, 0, "\(e.network)")
+            XCTAssertLessThan(e.overlappableSeconds, backward, "\(e.network)")
+        }
+        for cost in [m.reduction.secondsPerByte, m.reduction.halfSecondsPerByte, m.reduction.halfConversionSecondsPerElement] {
+            XCTAssertGreaterThan(cost, 0)
+            XCTAssertLessThan(cost, 1e-6)
         }
     }
 }
