@@ -66,7 +66,8 @@ public enum AllReduceAlgorithm: String, CaseIterable, Sendable {
     /// Rabenseifner's: a reduce-scatter by recursive halving, an allgather by recursive
     /// doubling: 2 log₂ p messages, 2n(p−1)/p bytes (6).
     case rabenseifner = "Rabenseifner"
-    /// `coll/tuned`'s reduce, then its broadcast (2, "nonoverlapping"); modeled as binomial trees.
+    /// `coll/tuned`'s reduce, then its broadcast (2, "nonoverlapping"), modeled as binomial
+    /// trees; and `coll/libnbc`'s binomial MPI_Iallreduce, which is that.
     case reduceBroadcast = "reduce + broadcast"
     /// Every rank's message to rank 0, reduced there, and the result back, one at a time
     /// (1; only where Rabenseifner's falls back, for fewer elements than ranks).
@@ -159,6 +160,18 @@ public enum OpenMPIDecision {
     }
 }
 
+extension OpenMPIDecision {
+    /// Open MPI 4.1's choice for MPI_Iallreduce, which `coll/libnbc` runs (`nbc_iallreduce.c`,
+    /// v4.1.4): its binomial reduce to rank 0 and binomial broadcast (`allred_sched_diss`) for
+    /// fewer than 4 ranks, under 65,536 bytes, or in place; else Rabenseifner's where every rank
+    /// of the largest power of two gets an element, else the ring. Gantry's
+    /// `startAllReduce` is in place: the binomial trees, whose bandwidth term grows as log₂ p.
+    public static func nonblockingAllReduce(ranks p: Int, elements: Int, elementBytes: Int, inPlace: Bool) -> AllReduceAlgorithm {
+        if p < 4 || elements * elementBytes < 65536 || inPlace { return .reduceBroadcast }
+        return elements >= 1 << floorLog2(p) ? .rabenseifner : .ring
+    }
+}
+
 /// One all-reduce of a network's gradients in a step.
 public struct GradientExchange: Sendable, Equatable {
     public var network: NetworkRole
@@ -244,9 +257,12 @@ public enum Projection {
     /// `bucketBytes`; all but the last can run under the exchange's overlappable compute,
     /// the last cannot (its gradients are ready when the backward pass ends):
     /// exposed = max(0, T(all buckets but the last) − overlappable) + T(last bucket).
-    /// Buckets pay their own latencies: overlap is slower than none where α dominates.
+    /// Buckets pay their own latencies: overlap is slower than none where α dominates. They
+    /// go by MPI_Iallreduce, whose algorithm Open MPI chooses apart from MPI_Allreduce's
+    /// (`OpenMPIDecision.nonblockingAllReduce`); `inPlace` as Gantry's `startAllReduce` calls it.
     public static func predict(_ profile: StepProfile, ranks p: Int, network: Network, reduction: ReductionCosts,
-                               variant: ExchangeVariant = .plain, bucketBytes: Int = 1 << 20) -> StepPrediction {
+                               variant: ExchangeVariant = .plain, bucketBytes: Int = 1 << 20,
+                               inPlace: Bool = true) -> StepPrediction {
         precondition(p >= 1 && bucketBytes > 0, "ranks \(p) and bucket bytes \(bucketBytes) must be positive")
         var prediction = StepPrediction(ranks: p, batchSize: profile.batchSize, stepSeconds: profile.computeSeconds,
                                         computeSeconds: profile.computeSeconds, communicationSeconds: 0, exposedSeconds: 0,
@@ -257,7 +273,9 @@ public enum Projection {
         for exchange in profile.exchanges where exchange.elements > 0 {
             let buckets = variant.overlap ? (exchange.elements * elementBytes + bucketBytes - 1) / bucketBytes : 1
             let elements = (exchange.elements + buckets - 1) / buckets
-            let algorithm = OpenMPIDecision.allReduce(ranks: p, elements: elements, elementBytes: elementBytes)
+            let algorithm = variant.overlap
+                ? OpenMPIDecision.nonblockingAllReduce(ranks: p, elements: elements, elementBytes: elementBytes, inPlace: inPlace)
+                : OpenMPIDecision.allReduce(ranks: p, elements: elements, elementBytes: elementBytes)
             let bucket = algorithm.terms(bytes: Double(elements * elementBytes), ranks: p)
                 .seconds(network, reductionSecondsPerByte: gamma)
             let all = Double(buckets) * bucket

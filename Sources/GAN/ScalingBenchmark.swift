@@ -2,6 +2,11 @@ import Backends
 import Distributed
 import Kernels
 import NN
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// What `ScalingBenchmark.run` measures: the inputs of `Projection`.
 public struct ScalingOptions: Sendable {
@@ -55,6 +60,10 @@ public struct ScalingMeasurement: Sendable {
     /// Measured on every rank at once, one thread each (Open MPI reduces on the calling
     /// thread), the mean over ranks.
     public var reduction: ReductionCosts
+    /// The CPU seconds of the rounds over their wall seconds times the threads, on the rank
+    /// where it is lowest: below 1 where other processes took the job's cores. Ranks then wait
+    /// for descheduled ranks at every all-reduce, which no cost model of a quiet machine predicts.
+    public var cpuShare: Double
 }
 
 /// Measures what decides data-parallel scaling: each model's compute per step, the
@@ -63,6 +72,7 @@ public struct ScalingMeasurement: Sendable {
 public enum ScalingBenchmark {
     public static func run(_ options: ScalingOptions, communicator: Communicator) throws -> ScalingMeasurement {
         var models: [ModelScaling] = []
+        let (startCPU, startWall) = (processCPUSeconds(), monotonicSeconds())
         for modelOptions in options.models {
             var computeOptions = modelOptions
             computeOptions.perLayer = true  // the backward passes' seconds, per network
@@ -79,6 +89,9 @@ public enum ScalingBenchmark {
             models.append(ModelScaling(profile: profile, compute: compute, computeSeconds: profiles.map(\.computeSeconds),
                                        measured: measured, exchangeTimings: timings))
         }
+        let threads = Double(options.models.map(\.threads).max() ?? 1)
+        var cpuShare = [(processCPUSeconds() - startCPU) / ((monotonicSeconds() - startWall) * threads)]
+        try cpuShare.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .min) }
         let sweep = communicator.size > 1 ? try timeAllReduces(options.sweepBytes, options, communicator) : []
         try communicator.barrier()
         var reduction = [try measureReduction(options)].flatMap { [$0.secondsPerByte, $0.halfSecondsPerByte, $0.halfConversionSecondsPerElement] }
@@ -86,7 +99,8 @@ public enum ScalingBenchmark {
         return ScalingMeasurement(
             ranks: communicator.size, hosts: try hostCount(communicator), models: models, sweep: sweep,
             reduction: ReductionCosts(secondsPerByte: reduction[0], halfSecondsPerByte: reduction[1],
-                                      halfConversionSecondsPerElement: reduction[2]))
+                                      halfConversionSecondsPerElement: reduction[2]),
+            cpuShare: cpuShare[0])
     }
 
     /// The step's compute (the slowest rank's: the step waits for it), and per network the
@@ -226,6 +240,18 @@ func fromHalf(_ x: UnsafePointer<Float16>, _ y: UnsafeMutablePointer<Float>, cou
 @inline(never)
 func addHalves(_ x: UnsafePointer<Float16>, into y: UnsafeMutablePointer<Float16>, count: Int) {
     for i in 0..<count { y[i] = Float16(Float(y[i]) + Float(x[i])) }
+}
+
+/// User and system seconds of this process so far, all its threads.
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// The middle value (the upper one of an even count); 0 for none.

@@ -91,6 +91,8 @@ struct ProjectionReport {
     /// α of the assumed links where this job measured none over TCP: kernel TCP over
     /// Ethernet, one MPI message (a few µs on the wire and switch, the rest in two stacks).
     static let defaultLatency = 25e-6
+    /// Below this share of their cores the ranks ran on a busy machine: the report says so.
+    static let quietShare = 0.9
 
     let measurement: ScalingMeasurement
     let instructionSet: InstructionSet
@@ -155,8 +157,13 @@ struct ProjectionReport {
 
     private var header: [String] {
         let m = measurement
+        let share = "the ranks had " + fixed(100 * min(1, m.cpuShare), 0) + " % of their cores while measuring (the lowest rank)"
         return ["gantry bench --project: \(m.ranks) rank(s) on \(m.hosts) host(s) (\(m.ranks > 1 ? transport : "no network")) x "
-                + "\(threads) thread(s), isa=\(instructionSet.rawValue), synthetic images"]
+                + "\(threads) thread(s), isa=\(instructionSet.rawValue), synthetic images; " + share]
+            + (m.cpuShare < Self.quietShare
+                ? ["warning: other processes took the job's cores; a synchronous step waits for every descheduled rank, "
+                   + "which the projection (of a quiet machine) leaves out: its check here is not a test of it"]
+                : [])
     }
 
     private var profiles: [String] {
@@ -209,7 +216,9 @@ struct ProjectionReport {
                 + fixed(r.halfSecondsPerByte * 1e9, 4) + " ns/byte (Float16 added in Float); Float16 conversion there and back "
                 + fixed(r.halfConversionSecondsPerElement * 1e9, 3) + " ns/element",
                 "assumed links: " + links.map(\.name).joined(separator: ", ") + ", one rank per host, β = 8 / rate (line rate), α "
-                + fixed(latency * 1e6, 2) + " µs (\(latencySource)); overlap in buckets of \(bucketBytes / 1024) KiB"]
+                + fixed(latency * 1e6, 2) + " µs (\(latencySource))",
+                "overlap: buckets of \(bucketBytes / 1024) KiB by MPI_Iallreduce in place (as startAllReduce calls it), "
+                + "which Open MPI 4.1 runs as binomial trees (coll/libnbc): 2⌈log₂ p⌉ messages of the whole bucket"]
     }
 
     /// Per model: images/s and efficiency on every network (Float32, no overlap), then every
@@ -264,7 +273,7 @@ struct ProjectionReport {
             var pairs: [(String, String)] = [
                 ("model", p.model.rawValue), ("ranks", "\(measurement.ranks)"), ("hosts", "\(measurement.hosts)"),
                 ("threads", "\(threads)"), ("batch", "\(p.batchSize)"), ("isa", instructionSet.rawValue),
-                ("compute_ms", fixed(p.computeSeconds * 1e3, 4)),
+                ("compute_ms", fixed(p.computeSeconds * 1e3, 4)), ("cpu_share", fixed(measurement.cpuShare, 3)),
             ]
             for e in p.exchanges {
                 let key = e.network.letter.lowercased()

@@ -75,6 +75,18 @@ final class ProjectionTests: XCTestCase {
         XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 3, elements: 1, elementBytes: 262_144), .linear)
     }
 
+    /// `nbc_iallreduce.c` (v4.1.4): binomial trees in place, below 4 ranks or 65,536 bytes.
+    func testOpenMPIChoosesForMPIIallreduceAsLibNBC() {
+        func choice(_ p: Int, _ bytes: Int, inPlace: Bool) -> AllReduceAlgorithm {
+            OpenMPIDecision.nonblockingAllReduce(ranks: p, elements: bytes / 4, elementBytes: 4, inPlace: inPlace)
+        }
+        XCTAssertEqual(choice(1024, 4 << 20, inPlace: true), .reduceBroadcast)
+        XCTAssertEqual(choice(1024, 4 << 20, inPlace: false), .rabenseifner)
+        XCTAssertEqual(choice(3, 4 << 20, inPlace: false), .reduceBroadcast)
+        XCTAssertEqual(choice(16, 32768, inPlace: false), .reduceBroadcast)
+        XCTAssertEqual(OpenMPIDecision.nonblockingAllReduce(ranks: 1024, elements: 1000, elementBytes: 128, inPlace: false), .ring)
+    }
+
     // MARK: The step
 
     func testOneRankHasNoCommunicationAndEfficiencyOne() {
@@ -99,8 +111,9 @@ final class ProjectionTests: XCTestCase {
     }
 
     func testOverlapHidesAllButTheLastBucketAndNeverMoreThanTheCompute() {
-        // D's 4 MiB in four 1 MiB buckets: 3 of them under 0.2 ms of backward (each 2α + bβ + (b/2)γ at 2 ranks).
-        let bucket = 2 * 10e-6 + 1_048_576 * 1e-9 + 524_288 * 0.1e-9
+        // D's 4 MiB in four 1 MiB buckets: 3 of them under 0.2 ms of backward. Each goes by
+        // MPI_Iallreduce in place: at 2 ranks a reduce (α + bβ + bγ) and a broadcast (α + bβ).
+        let b: Double = 1_048_576, bucket: Double = 2 * 10e-6 + 2 * b * 1e-9 + b * 0.1e-9
         let single = StepProfile(model: .mlp, batchSize: 1, computeSeconds: 1e-3, exchanges: [profile.exchanges[0]])
         let p = Projection.predict(single, ranks: 2, network: network, reduction: reduction,
                                    variant: .init(overlap: true, halfPrecision: false), bucketBytes: 1 << 20)
@@ -189,6 +202,7 @@ final class ProjectionTests: XCTestCase {
         options.rounds = 1
         let m = try ScalingBenchmark.run(options, communicator: SingleProcessCommunicator())
         XCTAssertEqual([m.ranks, m.hosts], [1, 1])
+        XCTAssertGreaterThan(m.cpuShare, 0)
         XCTAssertTrue(m.sweep.isEmpty)
         let scaling = try XCTUnwrap(m.models.first)
         XCTAssertNil(scaling.medianMeasured)
