@@ -47,6 +47,9 @@ public struct ModelScaling: Sendable {
     /// Each exchange's all-reduce (its elements as Float) timed alone, as the sweep times its
     /// sizes; empty on one rank.
     public var exchangeTimings: [AllReduceTiming]
+    /// The same by `startAllReduce` and its wait, as an overlapped exchange would send them
+    /// (Open MPI runs MPI_Iallreduce by other algorithms); empty on one rank.
+    public var nonblockingTimings: [AllReduceTiming]
 }
 
 /// What one job measured.
@@ -84,10 +87,11 @@ public enum ScalingBenchmark {
                 if communicator.size > 1 { measured.append(try Benchmark.run(modelOptions, communicator: communicator)) }
             }
             let profile = profiles.sorted { $0.computeSeconds < $1.computeSeconds }[profiles.count / 2]
-            let timings = communicator.size > 1
-                ? try timeAllReduces(profile.exchanges.map { 4 * $0.elements }, options, communicator) : []
+            let sizes = profile.exchanges.map { 4 * $0.elements }, networked = communicator.size > 1
+            let timings = networked ? try timeAllReduces(sizes, options, communicator) : []
+            let nonblocking = networked ? try timeAllReduces(sizes, options, communicator, nonblocking: true) : []
             models.append(ModelScaling(profile: profile, compute: compute, computeSeconds: profiles.map(\.computeSeconds),
-                                       measured: measured, exchangeTimings: timings))
+                                       measured: measured, exchangeTimings: timings, nonblockingTimings: nonblocking))
         }
         let threads = Double(options.models.map(\.threads).max() ?? 1)
         var cpuShare = [(processCPUSeconds() - startCPU) / ((monotonicSeconds() - startWall) * threads)]
@@ -144,9 +148,11 @@ public enum ScalingBenchmark {
     }
 
     /// The median seconds of an in-place Float sum all-reduce of each size (the slowest
-    /// rank's), each timing after a barrier, after two untimed calls. Zeros: their sums
+    /// rank's; with `nonblocking`, started and waited for at once), each timing after a
+    /// barrier, after two untimed calls. Zeros: their sums
     /// stay finite, and adding them costs what adding gradients costs.
-    static func timeAllReduces(_ sizes: [Int], _ options: ScalingOptions, _ communicator: Communicator) throws -> [AllReduceTiming] {
+    static func timeAllReduces(_ sizes: [Int], _ options: ScalingOptions, _ communicator: Communicator,
+                               nonblocking: Bool = false) throws -> [AllReduceTiming] {
         let largest = (sizes.max() ?? 0) / 4
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, largest))
         buffer.initialize(repeating: 0)
@@ -154,9 +160,12 @@ public enum ScalingBenchmark {
         var timings: [AllReduceTiming] = []
         for bytes in sizes {
             let slice = UnsafeMutableBufferPointer(rebasing: buffer[0..<max(1, bytes / 4)])
+            func allReduce() throws {
+                if nonblocking { try communicator.startAllReduce(slice, .sum).wait() } else { try communicator.allReduce(slice, .sum) }
+            }
             try communicator.barrier()
             let start = monotonicSeconds()
-            for _ in 0..<2 { try communicator.allReduce(slice, .sum) }
+            for _ in 0..<2 { try allReduce() }
             // Every rank must repeat as often: the count comes from the slowest rank's first calls.
             var first = [(monotonicSeconds() - start) / 2]
             try first.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
@@ -166,7 +175,7 @@ public enum ScalingBenchmark {
             for _ in 0..<count {
                 try communicator.barrier()
                 let t = monotonicSeconds()
-                try communicator.allReduce(slice, .sum)
+                try allReduce()
                 seconds.append(monotonicSeconds() - t)
             }
             var median = [seconds.sorted()[count / 2]]

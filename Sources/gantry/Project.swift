@@ -206,6 +206,15 @@ struct ProjectionReport {
                     + ", " + percent(predicted / timing.seconds - 1) + ")"
             }
             lines.append("  \(model.profile.model.rawValue)'s gradients alone: " + checks.joined(separator: ", "))
+            let nonblocking = zip(model.profile.exchanges, model.nonblockingTimings).map { exchange, timing in
+                let algorithm = OpenMPIDecision.nonblockingAllReduce(ranks: m.ranks, elements: exchange.elements, elementBytes: 4,
+                                                                     inPlace: true)
+                let predicted = algorithm.terms(bytes: Double(timing.bytes), ranks: m.ranks)
+                    .seconds(n, reductionSecondsPerByte: m.reduction.secondsPerByte)
+                return "\(exchange.network.letter) " + fixed(timing.seconds * 1e6, 1) + " µs (model " + fixed(predicted * 1e6, 1)
+                    + ", " + percent(predicted / timing.seconds - 1) + ", \(algorithm.rawValue))"
+            }
+            lines.append("    by MPI_Iallreduce in place (startAllReduce): " + nonblocking.joined(separator: ", "))
         }
         return lines
     }
