@@ -161,8 +161,9 @@ struct ProjectionReport {
         return ["gantry bench --project: \(m.ranks) rank(s) on \(m.hosts) host(s) (\(m.ranks > 1 ? transport : "no network")) x "
                 + "\(threads) thread(s), isa=\(instructionSet.rawValue), synthetic images; " + share]
             + (m.cpuShare < Self.quietShare
-                ? ["warning: other processes took the job's cores; a synchronous step waits for every descheduled rank, "
-                   + "which the projection (of a quiet machine) leaves out: its check here is not a test of it"]
+                ? ["warning: the ranks did not have their cores to themselves (other processes, or more ranks than cores); "
+                   + "a synchronous step waits for every descheduled rank, which the projection (of a quiet machine) "
+                   + "leaves out: its check here is not a test of it"]
                 : [])
     }
 
