@@ -235,11 +235,17 @@ struct ProjectionReport {
     /// variant on `variantLink`.
     private func tables(_ model: ModelScaling) -> [String] {
         let name = model.profile.model.rawValue, ranks = Projection.defaultRanks
-        func cell(_ p: StepPrediction) -> String { fixed(p.imagesPerSecond, 0, width: 12) + " (" + fixed(p.efficiency, 2) + ")" }
         func table(_ title: String, _ headers: [String], _ cells: (Int) -> [StepPrediction]) -> [String] {
-            ["\(name), batch \(model.profile.batchSize) per rank: images/s (efficiency), \(title)",
-             "  ranks" + headers.map { String(repeating: " ", count: max(1, 20 - $0.count)) + $0 }.joined()]
-                + ranks.map { p in fixed(Double(p), 0, width: 7) + cells(p).map { "  " + cell($0) }.joined() }
+            // Columns right-aligned, each as wide as "  12345678 (0.95)" or its header.
+            let widths = headers.map { max(19, $0.count) + 2 }
+            func right(_ text: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - text.count)) + text }
+            return ["\(name), batch \(model.profile.batchSize) per rank: images/s (efficiency), \(title)",
+                    "  ranks" + zip(headers, widths).map(right).joined()]
+                + ranks.map { p in
+                    fixed(Double(p), 0, width: 7) + zip(cells(p), widths).map { x, width in
+                        right(fixed(x.imagesPerSecond, 0) + " (" + fixed(x.efficiency, 2) + ")", width)
+                    }.joined()
+                }
         }
         let variants = ExchangeVariant.all
         return table("Float32 gradients, no overlap", networks.map(\.name)) { p in networks.map { predict(model, ranks: p, on: $0) } }
