@@ -78,9 +78,11 @@ final class GradientExchange {
     /// On one rank, nothing travels, but the phases are marked all the same.
     func finish(_ network: NetworkRole) throws {
         let buckets = networks[network]!
+        // Float32 without overlap: one blocking MPI_Allreduce (Open MPI's tuned choice).
+        let blocking = !alone && !options.overlap && !options.halfPrecision
         if !alone && options.overlap {
             try buckets.startRemaining()
-        } else if !alone {
+        } else if !alone && !blocking {
             try start(buckets.whole)
         }
         try promoteScaled()
@@ -91,6 +93,11 @@ final class GradientExchange {
         }
         observer?.begin(.allReduce)
         defer { observer?.end(.allReduce) }
+        if blocking {
+            observer?.transfer(buckets.whole.transfer(completed: false))
+            try communicator.allReduce(buckets.gradients, .mean)
+            observer?.transfer(buckets.whole.transfer(completed: true))
+        }
         var i = 0
         while i < inFlight.count {
             if inFlight[i].network == network {

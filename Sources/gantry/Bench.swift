@@ -19,10 +19,15 @@ struct Bench: ParsableCommand {
               gantry bench --model dcgan --batch-size 64 --steps 20
               mpirun -np 2 gantry bench --model mlp --batch-size 128 --layers
               gantry bench --kernels
+              mpirun -np 2 gantry bench --project --threads 1   (scaling to 1,024 ranks: see --project)
             """)
 
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind = .mlp
+    @Option(name: .customLong("model"), help: """
+        Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: mlp; with --project, both).
+        """)
+    var modelOption: ModelKind?
+
+    var model: ModelKind { modelOption ?? .mlp }
 
     @Option(name: .customLong("batch-size"), help: "Examples per rank per step (default: the model's, 64).")
     var batchSize: Int?
@@ -56,6 +61,9 @@ struct Bench: ParsableCommand {
 
     @OptionGroup var exchange: ExchangeFlags
 
+    @OptionGroup(title: "Projection")
+    var projection: ProjectionOptions
+
     @Flag(help: "Time the kernels alone, in this process: the GEMM on every shape of both models' steps at --batch-size and on the 8 shapes of shared/anchors/gemm_openblas.c, and the FMA peak of one core per instruction set.")
     var kernels = false
 
@@ -68,12 +76,16 @@ struct Bench: ParsableCommand {
             throw ValidationError("--kernels times the kernels alone: it takes --batch-size, --isa and --threads only")
         }
         if data?.isEmpty == true { throw ValidationError("--data must name a folder") }
+        if projection.project, kernels || layers || data != nil {
+            throw ValidationError("--project times its own runs on synthetic images: it takes no --kernels, --layers or --data")
+        }
         _ = try chooseInstructionSet(flag: isa)
     }
 
     func run() throws {
         let instructionSet = try chooseInstructionSet(flag: isa)
         if kernels { return try runKernels(instructionSet) }
+        if projection.project { return try runProjection(instructionSet) }
         let communicator: Communicator
         do {
             communicator = try Communicators.makeDefault()
@@ -82,19 +94,14 @@ struct Bench: ParsableCommand {
             throw ExitCode.failure
         }
         do {
-            var configuration = GANConfiguration.defaults(for: model)
-            if let batchSize { configuration.batchSize = batchSize }
-            if let updateScheme { configuration.updateScheme = updateScheme }
-            var options = BenchmarkOptions(configuration: configuration, instructionSet: instructionSet)
-            options.steps = steps ?? (model == .mlp ? 500 : 20)
-            options.warmup = warmup ?? (model == .mlp ? 50 : 3)
-            options.threads = threads
+            var options = benchmarkOptions(model, instructionSet)
             options.perLayer = layers
             options.exchange.overlap = exchange.options.overlap
             options.exchange.bucketBytes = exchange.options.bucketBytes
             options.exchange.halfPrecision = exchange.options.halfPrecision
             let images = try data.map {
-                try MNISTShardData(directory: $0, configuration: configuration, rank: communicator.rank, ranks: communicator.size)
+                try MNISTShardData(directory: $0, configuration: options.configuration, rank: communicator.rank,
+                                   ranks: communicator.size)
             }
             let result = try Benchmark.run(options, data: images, communicator: communicator)
             if communicator.rank == 0 { print(BenchReport(result, data: data).lines.joined(separator: "\n")) }
@@ -102,6 +109,18 @@ struct Bench: ParsableCommand {
         } catch {
             communicator.abort(message: "gantry: \(error)", exitCode: 1)
         }
+    }
+
+    /// The benchmark of `model` the flags ask for.
+    func benchmarkOptions(_ model: ModelKind, _ instructionSet: InstructionSet) -> BenchmarkOptions {
+        var configuration = GANConfiguration.defaults(for: model)
+        if let batchSize { configuration.batchSize = batchSize }
+        if let updateScheme { configuration.updateScheme = updateScheme }
+        var options = BenchmarkOptions(configuration: configuration, instructionSet: instructionSet)
+        options.steps = steps ?? (model == .mlp ? 500 : 20)
+        options.warmup = warmup ?? (model == .mlp ? 50 : 3)
+        options.threads = threads
+        return options
     }
 
     func runKernels(_ instructionSet: InstructionSet) throws {
