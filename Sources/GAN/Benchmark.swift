@@ -126,18 +126,10 @@ public enum Benchmark {
         // the layers' means.
         var maxima = [elapsed, Double(peakResidentBytes())]
         try maxima.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
-        let phases = StepPhase.allCases, size = communicator.size
-        var table = [Double](repeating: 0, count: size * phases.count)
-        for (j, phase) in phases.enumerated() { table[communicator.rank * phases.count + j] = timer.seconds[phase, default: 0] }
-        try table.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
         let steps = Double(options.steps)
-        let profiles = (0..<size).map { rank in
-            StepProfile(rank: rank, phases: Dictionary(uniqueKeysWithValues: phases.enumerated().compactMap { j, phase in
-                phase.inStep ? (phase, table[rank * phases.count + j] / steps) : nil
-            }))
-        }
-        let meanPhases = Dictionary(uniqueKeysWithValues: phases.filter(\.inStep).map { phase in
-            (phase, profiles.map { $0.phases[phase]! }.reduce(0, +) / Double(size))
+        let profiles = try StepProfile.gather(timer.seconds, elapsed: elapsed, steps: options.steps, communicator: communicator)
+        let meanPhases = Dictionary(uniqueKeysWithValues: StepPhase.allCases.filter(\.inStep).map { phase in
+            (phase, profiles.map { $0.phases[phase, default: 0] }.reduce(0, +) / Double(communicator.size))
         })
         var layerMeans = timer.layers.flatMap { $0.forwardSeconds + $0.backwardSeconds }
         try layerMeans.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }

@@ -151,7 +151,10 @@ public final class TrainingRun {
             if done % options.logEvery == 0 || last {
                 try sums.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
                 let now = monotonicSeconds(), seconds = now - intervalStart
-                let profile = try phases.map { try gatherProfile($0, steps: intervalSteps) }
+                let profile = try phases.map { timer in
+                    defer { timer.reset() }
+                    return try StepProfile.gather(timer.seconds, elapsed: seconds, steps: intervalSteps, communicator: communicator)
+                }
                 try record(.interval(IntervalSummary(
                     step: done, totalSteps: total, epoch: step / data.stepsPerEpoch,
                     discriminatorLoss: sums[0] / Double(intervalSteps), generatorLoss: sums[1] / Double(intervalSteps),
@@ -183,21 +186,6 @@ public final class TrainingRun {
         try record(.finished(RunEnd(steps: total - firstStep, seconds: monotonicSeconds() - startTime,
                                     outputDirectory: options.outputDirectory)))
         return total - firstStep
-    }
-
-    /// Every rank's mean seconds per step in each phase since the last call (a collective).
-    func gatherProfile(_ timer: PhaseTimer, steps: Int) throws -> [StepProfile] {
-        let phases = StepPhase.allCases, size = communicator.size
-        var table = [Double](repeating: 0, count: size * phases.count)
-        for (j, phase) in phases.enumerated() { table[communicator.rank * phases.count + j] = timer.seconds[phase, default: 0] }
-        timer.reset()
-        try table.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
-        return (0..<size).map { rank in
-            StepProfile(rank: rank, phases: Dictionary(uniqueKeysWithValues: phases.enumerated().compactMap { j, phase in
-                let seconds = table[rank * phases.count + j]
-                return seconds > 0 ? (phase, seconds / Double(steps)) : nil
-            }))
-        }
     }
 
     /// Initializes (rank 0's parameters broadcast) or resumes (rank 0 reads the checkpoint,

@@ -86,13 +86,7 @@ struct Bench: ParsableCommand {
         let instructionSet = try chooseInstructionSet(flag: isa)
         if kernels { return try runKernels(instructionSet) }
         if projection.project { return try runProjection(instructionSet) }
-        let communicator: Communicator
-        do {
-            communicator = try Communicators.makeDefault()
-        } catch {
-            FileHandle.standardError.write(Data("gantry: cannot start MPI: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        let communicator = try startMPI()
         do {
             var options = benchmarkOptions(model, instructionSet)
             options.perLayer = layers

@@ -56,13 +56,7 @@ struct ProjectionOptions: ParsableArguments {
 extension Bench {
     /// Measures on every rank, then prints the report and writes the files on rank 0.
     func runProjection(_ instructionSet: InstructionSet) throws {
-        let communicator: Communicator
-        do {
-            communicator = try Communicators.makeDefault()
-        } catch {
-            FileHandle.standardError.write(Data("gantry: cannot start MPI: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        let communicator = try startMPI()
         do {
             let models = modelOption.map { [$0] } ?? ModelKind.allCases
             let measurement = try ScalingBenchmark.run(ScalingOptions(models: models.map { benchmarkOptions($0, instructionSet) }),

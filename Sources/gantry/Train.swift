@@ -159,13 +159,7 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let communicator: Communicator
-        do {
-            communicator = try Communicators.makeDefault()
-        } catch {
-            FileHandle.standardError.write(Data("gantry: cannot start MPI: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        let communicator = try startMPI()
         let configuration = ganConfiguration
         do {
             let environment = ProcessInfo.processInfo.environment

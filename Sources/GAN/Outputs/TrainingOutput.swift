@@ -1,3 +1,5 @@
+import Distributed
+
 /// Where a training run's outputs go: the progress on a terminal, the run folder's log and
 /// metrics, a timeline, later TensorBoard. The run loop calls `record` at fixed points and
 /// knows nothing of what each output does with the events.
@@ -87,17 +89,41 @@ public struct RunEnd: Sendable {
 /// One rank's step split into where the time went: mean seconds per step.
 public struct StepProfile: Sendable, Equatable {
     public var rank: Int
+    /// Wall-clock seconds per step on this rank (outside the run loop's files).
+    public var stepSeconds: Double
     public var phases: [StepPhase: Double]
 
-    public init(rank: Int, phases: [StepPhase: Double]) {
+    public init(rank: Int, stepSeconds: Double, phases: [StepPhase: Double]) {
         self.rank = rank
+        self.stepSeconds = stepSeconds
         self.phases = phases
+    }
+
+    /// Every rank's mean seconds per step, in all and in each phase of `seconds`, from this
+    /// rank's sums over `steps` steps that took `elapsed` seconds; phases with no time left
+    /// out. A collective.
+    static func gather(_ seconds: [StepPhase: Double], elapsed: Double, steps: Int,
+                       communicator: Communicator) throws -> [StepProfile] {
+        let phases = StepPhase.allCases, size = communicator.size, width = phases.count + 1
+        var table = [Double](repeating: 0, count: size * width)
+        for (j, phase) in phases.enumerated() { table[communicator.rank * width + j] = seconds[phase, default: 0] }
+        // The run loop's files (checkpoints, sample grids) are no part of a step.
+        let files = phases.filter { !$0.inStep }.map { seconds[$0, default: 0] }.reduce(0, +)
+        table[communicator.rank * width + phases.count] = elapsed - files
+        try table.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
+        return (0..<size).map { rank in
+            let row = table[rank * width ..< (rank + 1) * width]
+            return StepProfile(rank: rank, stepSeconds: row.last! / Double(steps),
+                               phases: Dictionary(uniqueKeysWithValues: zip(phases, row).compactMap { phase, total in
+                                   total > 0 ? (phase, total / Double(steps)) : nil
+                               }))
+        }
     }
 
     /// Waiting for the slowest rank to reach the exchange.
     public var wait: Double { phases[.wait, default: 0] }
     /// The all-reduce itself, where it is not hidden behind computation.
     public var allReduce: Double { phases[.allReduce, default: 0] }
-    /// Everything else: forward, backward, update, loading the batch.
-    public var compute: Double { phases.filter { $0.key.inStep && $0.key != .wait && $0.key != .allReduce }.values.reduce(0, +) }
+    /// Everything else: forward, backward, update, loading the batch, drawing the noise.
+    public var compute: Double { stepSeconds - wait - allReduce }
 }
