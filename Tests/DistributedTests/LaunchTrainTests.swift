@@ -35,6 +35,16 @@ final class LaunchTrainTests: XCTestCase {
         XCTAssertTrue(more.contains("--oversubscribe --bind-to none "), more)
     }
 
+    /// One slot per host (fake-hosts' hostfile): no binding, or ranks of hosts that share a
+    /// machine would all be bound to its core 0.
+    func testOneSlotPerHostIsNotBound() throws {
+        let hostfile = FileManager.default.temporaryDirectory.appendingPathComponent("gantry-hosts-\(UUID().uuidString)")
+        try "10.213.0.1 slots=1\n10.213.0.2 slots=1\n".write(to: hostfile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: hostfile) }
+        let line = try dryRun(["--hostfile", hostfile.path])
+        XCTAssertTrue(line.contains("mpirun -np 2 --hostfile \(hostfile.path) --bind-to none "), line)
+    }
+
     func testRejectsBadRankCounts() throws {
         XCTAssertEqual(try run(["-np", "0"]).status, 2)
         XCTAssertEqual(try run(["-np"]).status, 2)
