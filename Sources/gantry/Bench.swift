@@ -90,9 +90,6 @@ struct Bench: ParsableCommand {
         do {
             var options = benchmarkOptions(model, instructionSet)
             options.perLayer = layers
-            options.exchange.overlap = exchange.options.overlap
-            options.exchange.bucketBytes = exchange.options.bucketBytes
-            options.exchange.halfPrecision = exchange.options.halfPrecision
             let images = try data.map {
                 try MNISTShardData(directory: $0, configuration: options.configuration, rank: communicator.rank,
                                    ranks: communicator.size)
@@ -114,6 +111,9 @@ struct Bench: ParsableCommand {
         options.steps = steps ?? (model == .mlp ? 500 : 20)
         options.warmup = warmup ?? (model == .mlp ? 50 : 3)
         options.threads = threads
+        options.exchange.overlap = exchange.options.overlap
+        options.exchange.bucketBytes = exchange.options.bucketBytes
+        options.exchange.halfPrecision = exchange.options.halfPrecision
         return options
     }
 

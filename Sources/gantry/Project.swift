@@ -62,7 +62,7 @@ extension Bench {
             let measurement = try ScalingBenchmark.run(ScalingOptions(models: models.map { benchmarkOptions($0, instructionSet) }),
                                                        communicator: communicator)
             if communicator.isRoot {
-                let report = try ProjectionReport(measurement, options: projection, bucketBytes: exchange.options.bucketBytes,
+                let report = try ProjectionReport(measurement, options: projection, exchange: exchange.options,
                                                   instructionSet: instructionSet, threads: threads,
                                                   environment: ProcessInfo.processInfo.environment)
                 print(report.lines.joined(separator: "\n"))
@@ -89,6 +89,8 @@ struct ProjectionReport {
     let instructionSet: InstructionSet
     let threads: Int
     let bucketBytes: Int
+    /// How this job's own training steps sent their gradients (`--no-overlap`, `--allreduce-fp16`).
+    let jobVariant: ExchangeVariant
     /// The fit to this job's all-reduce timings; nil on one rank.
     let fit: NetworkFit?
     /// Where the job's ranks talk: "shared memory", "TCP on one host", "a network of 2 hosts".
@@ -100,12 +102,13 @@ struct ProjectionReport {
     /// The link of the variants' table: the middle one of `links` (10 Gbit/s by default).
     let variantLink: Network
 
-    init(_ measurement: ScalingMeasurement, options: ProjectionOptions, bucketBytes: Int, instructionSet: InstructionSet,
+    init(_ measurement: ScalingMeasurement, options: ProjectionOptions, exchange: ExchangeOptions, instructionSet: InstructionSet,
          threads: Int, environment: [String: String]) throws {
         self.measurement = measurement
         self.instructionSet = instructionSet
         self.threads = threads
-        self.bucketBytes = bucketBytes
+        bucketBytes = exchange.bucketBytes
+        jobVariant = ExchangeVariant(overlap: exchange.overlap, halfPrecision: exchange.halfPrecision)
         let overTCP = measurement.hosts > 1 || Self.sharedMemoryExcluded(btl: environment["OMPI_MCA_btl"])
         transport = measurement.hosts > 1 ? "a network of \(measurement.hosts) hosts" : overTCP ? "TCP on one host" : "shared memory"
         fit = measurement.ranks > 1
@@ -260,11 +263,12 @@ struct ProjectionReport {
             return ["check: on one rank the prediction is the compute run itself; "
                     + "run under mpirun -np 2 for a check over this machine's network"]
         }
-        return ["check at this job's \(measurement.ranks) ranks on \(transport) (Float32, no overlap, as gantry train runs), "
+        let how = (jobVariant.halfPrecision ? "Float16" : "Float32") + (jobVariant.overlap ? ", overlapped" : ", no overlap")
+        return ["check at this job's \(measurement.ranks) ranks on \(transport) (\(how), as its training steps ran), "
                 + "against its own training steps, the median of the rounds:"]
             + measurement.models.compactMap { model in
                 guard let measured = model.medianMeasured else { return nil }
-                let predicted = predict(model, ranks: measurement.ranks, on: fit.network)
+                let predicted = predict(model, ranks: measurement.ranks, on: fit.network, jobVariant)
                 return "  " + pad(model.profile.model.rawValue, 6) + "predicted " + fixed(predicted.imagesPerSecond, 0) + " images/s ("
                     + fixed(predicted.stepSeconds * 1e3, 3) + " ms a step), measured " + fixed(measured.imagesPerSecond, 0) + " ("
                     + fixed(measured.stepSeconds * 1e3, 3) + " ms " + rounds(model.measured.map(\.stepSeconds)) + "): "
@@ -291,7 +295,7 @@ struct ProjectionReport {
                 pairs += [("alpha_us", fixed(fit.network.latency * 1e6, 3)), ("beta_ns_per_byte", fixed(fit.network.secondsPerByte * 1e9, 5))]
             }
             if let measured = model.medianMeasured, let fit {
-                let predicted = predict(model, ranks: measurement.ranks, on: fit.network)
+                let predicted = predict(model, ranks: measurement.ranks, on: fit.network, jobVariant)
                 pairs += [("predicted_images_per_s", fixed(predicted.imagesPerSecond, 1)),
                           ("measured_images_per_s", fixed(measured.imagesPerSecond, 1)),
                           ("error", fixed(predicted.imagesPerSecond / measured.imagesPerSecond - 1, 4))]
