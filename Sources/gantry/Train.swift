@@ -117,7 +117,14 @@ struct Train: ParsableCommand {
         }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         if out?.isEmpty == true { throw ValidationError("--out must name a folder") }
-        if timeline?.isEmpty == true { throw ValidationError("--timeline must name a file") }
+        if let timeline {
+            guard !timeline.isEmpty else { throw ValidationError("--timeline must name a file") }
+            let folder = (timeline as NSString).deletingLastPathComponent
+            var isFolder: ObjCBool = false
+            if !folder.isEmpty, !(FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) {
+                throw ValidationError("--timeline \(timeline): there is no folder \(folder); create it, or name a file in an existing folder")
+            }
+        }
         if let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
         }
