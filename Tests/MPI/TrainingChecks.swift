@@ -7,19 +7,28 @@ import NN
 /// Data-parallel training across the ranks of the job: replicas stay identical, and N ranks
 /// with batch b compute what one process computes with batch N·b on the same examples.
 func registerTrainingChecks(into harness: inout Harness) {
+    // Every configuration is a `let`, made whole before its check is registered: the checks
+    // run later, and a closure that captured a `var` would see the edits made after it.
     for scheme in UpdateScheme.allCases {
-        var c = GANConfiguration.defaults(for: .mlp)
-        c.batchSize = 16
-        c.updateScheme = scheme
+        let replicas = configuration(.mlp) { $0.batchSize = 16; $0.updateScheme = scheme }
         harness.add("parameters identical on every rank after 5 steps (mlp, \(scheme.rawValue))") { check in
-            try checkReplicasAgree(check, configuration: c, steps: 5)
+            try checkReplicasAgree(check, configuration: replicas, steps: 5)
         }
+        let equivalence = configuration(.mlp) { $0.updateScheme = scheme; $0.labelSmoothing = 0.1; $0.seed = 7 }
+        harness.add("N ranks x batch 128/N == 1 rank x batch 128 after 5 steps (mlp, \(scheme.rawValue), label smoothing 0.1)") { check in
+            try checkEquivalence(check, configuration: equivalence, globalBatch: 128, steps: 5)
+        }
+    }
 
-        c.labelSmoothing = 0.1
-        c.seed = 7
-        harness.add("N ranks x batch 128/N == 1 rank x batch 128 after 5 steps (mlp, \(scheme.rawValue))") { check in
-            try checkEquivalence(check, configuration: c, globalBatch: 128, steps: 5)
+    harness.add("the drift detector fires: one rank's parameter nudged by one ulp, every rank sees it (mlp)") { check in
+        let trainer = GANTrainer(configuration: configuration(.mlp) { $0.batchSize = 4 }, communicator: check.comm)
+        try trainer.initializeParameters()
+        check.expect(try trainer.parameterChecksumsAgree(), "identical replicas reported as different")
+        if check.comm.rank == check.comm.size - 1 {
+            let values = trainer.models.discriminator.parameters.values
+            values[values.count / 2] = values[values.count / 2].nextUp
         }
+        check.expect(try !trainer.parameterChecksumsAgree(), "replicas one ulp apart reported as identical")
     }
 
     // Overlapped buckets sum what one all-reduce of the whole buffer sums, element by element:
@@ -27,9 +36,7 @@ func registerTrainingChecks(into harness: inout Harness) {
     // parameters its own bucket, 1 MiB keeps the MLP's networks in one.
     for (model, batch, steps) in [(ModelKind.mlp, 16, 4), (.dcgan, 4, 2)] {
         for scheme in UpdateScheme.allCases {
-            var c = GANConfiguration.defaults(for: model)
-            c.batchSize = batch
-            c.updateScheme = scheme
+            let c = configuration(model) { $0.batchSize = batch; $0.updateScheme = scheme }
             for bucketBytes in [256, 1 << 20] {
                 harness.add("overlapped \(bucketBytes)-byte buckets == one all-reduce after backward, bit for bit, after \(steps) steps "
                             + "(\(model.rawValue), \(scheme.rawValue))") { check in
@@ -44,10 +51,7 @@ func registerTrainingChecks(into harness: inout Harness) {
     // root mean square, so an element whose gradient is tiny can move by up to the learning rate
     // in either direction. The tolerance says how far: 2 % of each network's largest parameter.
     for model in ModelKind.allCases {
-        var c = GANConfiguration.defaults(for: model)
-        c.seed = 11
-        c.dropoutRate = 0
-        c.synchronizedBatchNorm = true
+        let c = configuration(model) { $0.seed = 11; $0.dropoutRate = 0; $0.synchronizedBatchNorm = true }
         var half = ExchangeOptions()
         half.halfPrecision = true
         half.bucketBytes = 64 << 10
@@ -58,23 +62,37 @@ func registerTrainingChecks(into harness: inout Harness) {
         }
     }
 
-    var dcgan = GANConfiguration.defaults(for: .dcgan)
-    dcgan.batchSize = 8
+    let dcgan = configuration(.dcgan) { $0.batchSize = 8 }
     harness.add("parameters identical on every rank after 2 steps (dcgan, dropout 0.3, per-rank batch norm)") { check in
         try checkReplicasAgree(check, configuration: dcgan, steps: 2)
     }
-    // With synchronized statistics, batch norm sees the global batch on every rank.
-    dcgan.dropoutRate = 0
-    dcgan.synchronizedBatchNorm = true
-    dcgan.seed = 5
-    harness.add("N ranks x batch 64/N == 1 rank x batch 64 after 3 steps (dcgan, --sync-bn, dropout 0)") { check in
-        try checkEquivalence(check, configuration: dcgan, globalBatch: 64, steps: 3)
+    // With synchronized statistics, batch norm sees the global batch on every rank; dropout's
+    // masks are drawn per global example, so they too are the one rank's.
+    for dropout: Float in [0, 0.3] {
+        let synchronized = configuration(.dcgan) { $0.dropoutRate = dropout; $0.synchronizedBatchNorm = true; $0.seed = 5 }
+        harness.add("N ranks x batch 64/N == 1 rank x batch 64 after 3 steps (dcgan, --sync-bn, dropout \(dropout))") { check in
+            try checkEquivalence(check, configuration: synchronized, globalBatch: 64, steps: 3)
+        }
     }
+}
+
+/// A model's defaults with `edits`, as a value.
+private func configuration(_ model: ModelKind, _ edits: (inout GANConfiguration) -> Void = { _ in }) -> GANConfiguration {
+    var c = GANConfiguration.defaults(for: model)
+    edits(&c)
+    return c
+}
+
+/// The settings a check runs with, on one line (rank 0 prints it under the check's name).
+private func describe(_ c: GANConfiguration) -> String {
+    "    configuration: \(c.model.rawValue), batch \(c.batchSize) per rank, \(c.updateScheme.rawValue), seed \(c.seed), "
+        + "label smoothing \(c.labelSmoothing), dropout \(c.dropoutRate), sync-bn \(c.synchronizedBatchNorm)"
 }
 
 /// Each rank trains on its own examples: only the all-reduce keeps the replicas together.
 private func checkReplicasAgree(_ check: CheckContext, configuration c: GANConfiguration, steps: Int) throws {
     let comm = check.comm
+    if comm.rank == 0 { printLine(describe(c)) }
     let trainer = GANTrainer(configuration: c, communicator: comm)
     try trainer.initializeParameters()
     let real = syntheticImages(count: c.batchSize, pixels: c.pixelCount, seed: UInt64(100 + comm.rank))
@@ -118,6 +136,7 @@ private func checkOverlapMatchesOneAllReduce(_ check: CheckContext, configuratio
 private func checkEquivalence(_ check: CheckContext, configuration: GANConfiguration, globalBatch: Int,
                               steps: Int, exchange: ExchangeOptions = ExchangeOptions(), tolerance: Float = 1e-4) throws {
     let comm = check.comm
+    if comm.rank == 0 { printLine(describe(configuration) + ", global batch \(globalBatch)") }
     guard globalBatch % comm.size == 0 else {
         check.fail("the global batch \(globalBatch) does not split over \(comm.size) ranks; use 2, 4 or 8")
         return
