@@ -8,6 +8,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case notAGantryCheckpoint(path: String, missing: String)
     case incompatible(path: String, field: String, stored: String, requested: String)
     case noCheckpointIn(directory: String)
+    case checksumMismatch(path: String, tensor: String, stored: String, computed: String)
 
     public var description: String {
         switch self {
@@ -17,6 +18,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .incompatible(path, field, stored, requested):
             return "checkpoint \(path) was written with \(field) \(stored), but this run asks for \(requested); "
                 + "pass the same \(field) as the run that wrote it, or start a new run in another --out folder"
+        case let .checksumMismatch(path, tensor, stored, computed):
+            return "checkpoint \(path) is damaged: tensor \(tensor) has CRC-32 \(computed), but the file records \(stored); "
+                + "resume from an earlier checkpoint of the run"
         case let .noCheckpointIn(directory):
             return "--resume found no checkpoint in \(directory): no step-*.safetensors files; "
                 + "pass a checkpoint file with --resume FILE, or drop --resume to start a new run"
@@ -33,7 +37,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
 /// ranks computes exactly what the uninterrupted run would have.
 public enum Checkpoint {
     static let formatKey = "gantry.format", configurationKey = "gantry.configuration", stepKey = "gantry.step"
-    static let formatVersion = "1"
+    /// 2: every tensor's CRC-32 in the metadata (`gantry.crc32.NAME`), checked on load.
+    static let formatVersion = "2"
+    static func checksumKey(_ tensor: String) -> String { "gantry.crc32." + tensor }
 
     /// File name of the checkpoint written after `step` steps (sorts by step).
     public static func fileName(step: Int) -> String {
@@ -46,7 +52,7 @@ public enum Checkpoint {
         var metadata: [String: String] = [
             formatKey: formatVersion,
             stepKey: String(step),
-            configurationKey: String(decoding: try JSONEncoder().encode(trainer.configuration), as: UTF8.self),
+            configurationKey: String(decoding: try sortedEncoder.encode(trainer.configuration), as: UTF8.self),
             "gantry.ranks": String(trainer.communicator.size),
         ]
         for (name, network, optimizer) in trainer.namedNetworks {
@@ -63,7 +69,30 @@ public enum Checkpoint {
             tensors.append(.init(name: "\(name).adam.v", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.v)))
             metadata["gantry.\(name).adam.steps"] = String(optimizer.stepCount)
         }
+        for tensor in tensors { metadata[checksumKey(tensor.name)] = CRC32.hex(UnsafeRawBufferPointer(tensor.values)) }
         try Safetensors.write(path: path, tensors: tensors, metadata: metadata)
+    }
+
+    /// Keys in order, so that the same state gives the same bytes.
+    private static var sortedEncoder: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return encoder
+    }
+
+    /// Copies tensor `name` into `destination` and checks its CRC-32 against the file's record
+    /// (required from format 2; files of format 1 have none).
+    static func load(_ name: String, from file: SafetensorsFile, into destination: UnsafeMutableBufferPointer<Float>) throws {
+        try file.copyTensor(named: name, into: destination)
+        let required = (file.metadata[formatKey].flatMap(Int.init) ?? 1) >= 2
+        guard let stored = file.metadata[checksumKey(name)] else {
+            if required { throw CheckpointError.notAGantryCheckpoint(path: file.path, missing: checksumKey(name)) }
+            return
+        }
+        let computed = CRC32.hex(UnsafeRawBufferPointer(destination))
+        guard computed == stored else {
+            throw CheckpointError.checksumMismatch(path: file.path, tensor: name, stored: stored, computed: computed)
+        }
     }
 
     /// Reads the configuration stored in a checkpoint (to rebuild its models before `restore`).
@@ -95,12 +124,12 @@ public enum Checkpoint {
             for store in [network.parameters, network.state] {
                 let values = store.values
                 for entry in store.entries {
-                    try file.copyTensor(named: "\(name).\(entry.name)",
-                                        into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
+                    try load("\(name).\(entry.name)", from: file,
+                             into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
                 }
             }
-            try file.copyTensor(named: "\(name).adam.m", into: optimizer.m)
-            try file.copyTensor(named: "\(name).adam.v", into: optimizer.v)
+            try load("\(name).adam.m", from: file, into: optimizer.m)
+            try load("\(name).adam.v", from: file, into: optimizer.v)
             guard let steps = file.metadata["gantry.\(name).adam.steps"].flatMap(Int.init) else {
                 throw CheckpointError.notAGantryCheckpoint(path: path, missing: "gantry.\(name).adam.steps")
             }

@@ -140,4 +140,38 @@ final class CheckpointTests: XCTestCase {
             XCTAssertEqual(error as? CheckpointError, .noCheckpointIn(directory: directory + "/empty/checkpoints"))
         }
     }
+
+    /// One byte flipped in one tensor's data: the file is refused, naming that tensor.
+    func testADamagedTensorIsRefusedByName() throws {
+        _ = try run(directory + "/a", steps: 1)
+        let path = directory + "/a/checkpoints/" + Checkpoint.fileName(step: 1)
+        let file = try SafetensorsFile(path: path)
+        let tensor = "discriminator.0.kernel"
+        let info = try file.info(named: tensor)
+        var bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let flipped = 8 + headerLength + info.byteRange.lowerBound + info.byteRange.count / 2
+        bytes[flipped] ^= 0x10
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+        let trainer = GANTrainer(configuration: configuration(), communicator: SingleProcessCommunicator())
+        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: path)) { error in
+            guard case let .checksumMismatch(errorPath, name, stored, computed) = error as? CheckpointError else {
+                return XCTFail("\(error)")
+            }
+            XCTAssertEqual(errorPath, path)
+            XCTAssertEqual(name, tensor)
+            XCTAssertNotEqual(stored, computed)
+            XCTAssertEqual("\(error)", "checkpoint \(path) is damaged: tensor \(tensor) has CRC-32 \(computed), but the file "
+                + "records \(stored); resume from an earlier checkpoint of the run")
+        }
+    }
+
+    /// The same state gives the same bytes (the configuration's JSON keys in order).
+    func testTheSameStateWritesTheSameBytes() throws {
+        _ = try run(directory + "/a", steps: 2)
+        _ = try run(directory + "/b", steps: 2)
+        let name = "/checkpoints/" + Checkpoint.fileName(step: 2)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: directory + "/a" + name)),
+                       try Data(contentsOf: URL(fileURLWithPath: directory + "/b" + name)))
+    }
 }
