@@ -46,6 +46,8 @@ public final class GANTrainer {
     private let noise: UnsafeMutableBufferPointer<Float>
     private let realTargets, fakeTargets, generatorTargets: UnsafeMutableBufferPointer<Float>
     private let logitGradient, scores: UnsafeMutableBufferPointer<Float>
+    /// The global step `step` is running (for errors).
+    private var currentStep = 0
     /// This rank's batch of real images, for `step(data:step:)`.
     private let real: UnsafeMutableBufferPointer<Float>
 
@@ -112,6 +114,7 @@ public final class GANTrainer {
     /// `step` (0-based, global) keys the noise, so the result does not depend on how the
     /// global batch is split across ranks.
     public func step(real: UnsafePointer<Float>, step: Int) throws -> StepMetrics {
+        currentStep = step
         var metrics = StepMetrics()
         // Each forward pass draws its own dropout masks, keyed by (seed, step, pass).
         func training(_ pass: UInt64) -> ForwardContext {
@@ -147,10 +150,16 @@ public final class GANTrainer {
     }
 
     /// Averages the network's gradients over the ranks (waiting for what backward started),
-    /// then the same Adam update on every rank.
+    /// then the same Adam update on every rank. Non-finite averaged gradients (the same on every
+    /// rank, so every rank stops at the same step) end the step before the update: no
+    /// parameter, and so no checkpoint, ever holds them.
     private func averageAndUpdate(_ role: NetworkRole) throws {
         try exchange.finish(role)
         let network = models[role], optimizer = role == .generator ? generatorOptimizer : discriminatorOptimizer
+        let gradients = network.parameters.gradients
+        guard backend.maxAbs(gradients.baseAddress!, count: gradients.count).isFinite else {
+            throw TrainingError.diverged(step: currentStep + 1, network: role)
+        }
         phase(.optimizer) {
             optimizer.step(parameters: network.parameters.values.baseAddress!,
                            gradients: network.parameters.gradients.baseAddress!)

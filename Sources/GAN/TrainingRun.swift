@@ -55,6 +55,7 @@ public struct TrainingOptions: Sendable {
 /// A failure of the training itself (not of its inputs).
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case replicasDiverged(step: Int)
+    case diverged(step: Int, network: NetworkRole)
     case alreadyFinished(step: Int, totalSteps: Int)
     case imageSizeMismatch(path: String, rows: Int, columns: Int, expectedRows: Int, expectedColumns: Int)
 
@@ -63,6 +64,9 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         case let .replicasDiverged(step):
             return "ranks hold different parameters after step \(step): the replicas diverged "
                 + "(a rank computed something else); the run stops, its last checkpoint is intact"
+        case let .diverged(step, network):
+            return "the \(network.rawValue)'s gradients are not finite (NaN or infinity) in step \(step): training diverged; "
+                + "the run stops before updating, its checkpoints are intact; lower --lr, or resume from an earlier checkpoint"
         case let .imageSizeMismatch(path, rows, columns, expectedRows, expectedColumns):
             return "\(path) holds \(rows)x\(columns) images, but the model is built for \(expectedRows)x\(expectedColumns): "
                 + "pass a --data folder of \(expectedRows)x\(expectedColumns) images (MNIST, Fashion-MNIST)"

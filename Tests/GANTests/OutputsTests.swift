@@ -102,4 +102,33 @@ final class OutputsTests: XCTestCase {
             XCTAssertEqual(cut.buckets.map(\.count).reduce(0, +), network.parameters.count, "\(role): buckets miss parameters")
         }
     }
+
+    /// A NaN pixel in step 3's batch: D's averaged gradients are NaN, the run stops in step 3
+    /// naming D, before the update; the checkpoint of step 2 stays the last one written.
+    func testNonFiniteGradientsStopTheRunBeforeTheUpdate() throws {
+        final class PoisonedData: TrainingData {
+            let clean = SyntheticData(count: 32, batch: 8)
+            var stepsPerEpoch: Int { clean.stepsPerEpoch }
+            func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>) {
+                clean.copyBatch(epoch: epoch, index: index, into: destination)
+                if epoch == 0 && index == 2 { destination[5] = .nan }
+            }
+        }
+        var c = GANConfiguration.defaults(for: .mlp)
+        c.batchSize = 8
+        var options = TrainingOptions(outputDirectory: directory + "/nan")
+        options.length = .steps(6)
+        options.sampleEvery = 0
+        options.checkpointEvery = 1
+        let run = try TrainingRun(configuration: c, options: options, data: PoisonedData(),
+                                  communicator: SingleProcessCommunicator())
+        XCTAssertThrowsError(try run.run()) { error in
+            XCTAssertEqual(error as? TrainingError, .diverged(step: 3, network: .discriminator))
+            XCTAssertEqual("\(error)", "the discriminator's gradients are not finite (NaN or infinity) in step 3: training "
+                + "diverged; the run stops before updating, its checkpoints are intact; lower --lr, or resume from an earlier checkpoint")
+        }
+        XCTAssertEqual(Checkpoint.latest(in: options.checkpointDirectory), options.checkpointDirectory + "/" + Checkpoint.fileName(step: 2))
+        let parameters = Array(run.trainer.models.discriminator.parameters.values)
+        XCTAssert(parameters.allSatisfy(\.isFinite), "the update ran on NaN gradients")
+    }
 }
