@@ -150,9 +150,28 @@ public enum Checkpoint {
 
     /// The checkpoint with the highest step in `directory`, or nil if there is none.
     public static func latest(in directory: String) -> String? {
+        all(in: directory).last
+    }
+
+    /// The checkpoint files in `directory`, oldest first (their names sort by step).
+    public static func all(in directory: String) -> [String] {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? []
-        let steps = names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted()
-        return steps.last.map { directory + "/" + $0 }
+        return names.filter { $0.hasPrefix("step-") && $0.hasSuffix(".safetensors") }.sorted().map { directory + "/" + $0 }
+    }
+
+    /// Deletes all but the newest `keep` checkpoints of `directory`; returns the paths deleted.
+    @discardableResult
+    public static func prune(_ directory: String, keep: Int) throws -> [String] {
+        precondition(keep >= 1, "keep at least the newest checkpoint")
+        let old = all(in: directory).dropLast(keep)
+        for path in old {
+            do {
+                try FileManager.default.removeItem(atPath: path)
+            } catch {
+                throw OutputError.cannotRemove(path: path, reason: (error as NSError).localizedDescription)
+            }
+        }
+        return Array(old)
     }
 }
 

@@ -35,6 +35,8 @@ public struct TrainingOptions: Sendable {
     public var sampleEvery = 1000
     /// Steps between checkpoints (`OUT/checkpoints/step-N.safetensors`); 0: the last only.
     public var checkpointEvery = 5000
+    /// Checkpoints kept: after each write, all but the newest `keep` are deleted.
+    public var keep = 5
     /// Steps between cross-rank parameter checksums.
     public var checkEvery = 100
     public var resume: ResumeSource?
@@ -182,6 +184,7 @@ public final class TrainingRun {
                     let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: done)
                     trainer.observer?.begin(.checkpoint)
                     try Checkpoint.save(trainer, step: done, to: path)
+                    try Checkpoint.prune(options.checkpointDirectory, keep: options.keep)
                     trainer.observer?.end(.checkpoint)
                     try record(.saved(SavedFile(kind: .checkpoint, path: path, step: done, last: last)))
                 }

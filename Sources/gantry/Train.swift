@@ -74,6 +74,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).")
     var checkpointEvery: Int = 5000
 
+    @Option(help: "Checkpoints to keep: after each write, all but the newest N in --out/checkpoints are deleted.")
+    var keep: Int = 5
+
     @Option(name: .customLong("log-every"), help: "Steps between progress lines and metrics records.")
     var logEvery: Int = 100
 
@@ -112,7 +115,7 @@ struct Train: ParsableCommand {
         for (name, value) in [("--sample-every", sampleEvery), ("--checkpoint-every", checkpointEvery)] where value < 0 {
             throw ValidationError("\(name) must be 0 or more, got \(value)")
         }
-        for (name, value) in [("--log-every", logEvery), ("--check-every", checkEvery)] where value <= 0 {
+        for (name, value) in [("--log-every", logEvery), ("--check-every", checkEvery), ("--keep", keep)] where value <= 0 {
             throw ValidationError("\(name) must be a positive integer, got \(value)")
         }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
@@ -154,6 +157,7 @@ struct Train: ParsableCommand {
         o.sampleEvery = sampleEvery
         o.checkpointEvery = checkpointEvery
         o.checkEvery = checkEvery
+        o.keep = keep
         o.resume = resume.map { $0 == Train.latestCheckpoint ? .latest : .file($0) }
         o.profile = profile
         o.exchange = exchange.options

@@ -174,4 +174,20 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: directory + "/a" + name)),
                        try Data(contentsOf: URL(fileURLWithPath: directory + "/b" + name)))
     }
+
+    /// `keep`: after each write only the newest checkpoints stay (default 5), and resume takes
+    /// the newest.
+    func testKeepLeavesTheNewestCheckpoints() throws {
+        let out = directory + "/keep"
+        var options = TrainingOptions(outputDirectory: out)
+        options.length = .steps(7)
+        options.sampleEvery = 0
+        options.checkpointEvery = 1
+        options.keep = 3
+        try TrainingRun(configuration: configuration(), options: options, data: SyntheticData(count: 40, batch: 8),
+                        communicator: SingleProcessCommunicator()).run()
+        XCTAssertEqual(Checkpoint.all(in: options.checkpointDirectory),
+                       [5, 6, 7].map { options.checkpointDirectory + "/" + Checkpoint.fileName(step: $0) })
+        XCTAssertEqual(TrainingOptions(outputDirectory: out).keep, 5)
+    }
 }

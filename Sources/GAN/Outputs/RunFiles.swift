@@ -113,11 +113,14 @@ func appending(to path: String) throws -> FileHandle {
 public enum OutputError: Error, CustomStringConvertible, Equatable {
     case cannotWrite(path: String)
     case cannotCreateDirectory(path: String, reason: String)
+    case cannotRemove(path: String, reason: String)
 
     public var description: String {
         switch self {
         case let .cannotWrite(path):
             return "cannot write \(path): check that its folder exists and is writable, or pass another --out"
+        case let .cannotRemove(path, reason):
+            return "cannot delete the old checkpoint \(path) (\(reason)): make its folder writable, or pass a larger --keep"
         case let .cannotCreateDirectory(path, reason):
             return "cannot create folder \(path) (\(reason)): pass an --out folder you can write to"
         }
