@@ -9,6 +9,7 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case incompatible(path: String, field: String, stored: String, requested: String)
     case noCheckpointIn(directory: String)
     case checksumMismatch(path: String, tensor: String, stored: String, computed: String)
+    case noLoadableCheckpointIn(directory: String, skipped: [SkippedCheckpoint])
 
     public var description: String {
         switch self {
@@ -21,6 +22,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .checksumMismatch(path, tensor, stored, computed):
             return "checkpoint \(path) is damaged: tensor \(tensor) has CRC-32 \(computed), but the file records \(stored); "
                 + "resume from an earlier checkpoint of the run"
+        case let .noLoadableCheckpointIn(directory, skipped):
+            return "--resume found \(skipped.count) checkpoint(s) in \(directory), and none loads ("
+                + skipped.map { "\(($0.path as NSString).lastPathComponent): \($0.reason)" }.joined(separator: "; ")
+                + "); pass a good checkpoint with --resume FILE, or drop --resume to start a new run"
         case let .noCheckpointIn(directory):
             return "--resume found no checkpoint in \(directory): no step-*.safetensors files; "
                 + "pass a checkpoint file with --resume FILE, or drop --resume to start a new run"

@@ -201,17 +201,15 @@ public final class TrainingRun {
         var step: Int64 = 0
         if let resume = options.resume {
             if communicator.rank == 0 {
-                let path: String
                 switch resume {
-                case .file(let file): path = file
+                case .file(let path):
+                    step = Int64(try Checkpoint.restore(trainer, from: path))
+                    try record(.resumed(path: path, step: Int(step), skipped: []))
                 case .latest:
-                    guard let found = Checkpoint.latest(in: options.checkpointDirectory) else {
-                        throw CheckpointError.noCheckpointIn(directory: options.checkpointDirectory)
-                    }
-                    path = found
+                    let (path, restored, skipped) = try restoreNewestLoadable()
+                    step = Int64(restored)
+                    try record(.resumed(path: path, step: restored, skipped: skipped))
                 }
-                step = Int64(try Checkpoint.restore(trainer, from: path))
-                try record(.resumed(path: path, step: Int(step)))
             }
             try withUnsafeMutableBytes(of: &step) { try communicator.broadcast($0, root: 0) }
             try trainer.synchronizeParameters()
@@ -220,6 +218,27 @@ public final class TrainingRun {
             try trainer.initializeParameters()
         }
         return Int(step)
+    }
+
+    /// Restores the newest checkpoint of the run's folder that loads, passing over damaged or
+    /// unreadable ones (each with its reason); a checkpoint of another configuration stops at
+    /// once (every other one would be too).
+    func restoreNewestLoadable() throws -> (path: String, step: Int, skipped: [SkippedCheckpoint]) {
+        let directory = options.checkpointDirectory
+        let candidates = Checkpoint.all(in: directory).reversed()
+        guard !candidates.isEmpty else { throw CheckpointError.noCheckpointIn(directory: directory) }
+        var skipped: [SkippedCheckpoint] = []
+        for path in candidates {
+            do {
+                return (path, try Checkpoint.restore(trainer, from: path), skipped)
+            } catch let error as CheckpointError {
+                if case .incompatible = error { throw error }
+                skipped.append(SkippedCheckpoint(path: path, reason: "\(error)"))
+            } catch {
+                skipped.append(SkippedCheckpoint(path: path, reason: "\(error)"))
+            }
+        }
+        throw CheckpointError.noLoadableCheckpointIn(directory: directory, skipped: skipped)
     }
 
     /// A grid of the generator's images for a fixed noise batch, so grids of successive

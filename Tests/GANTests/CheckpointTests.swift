@@ -190,4 +190,33 @@ final class CheckpointTests: XCTestCase {
                        [5, 6, 7].map { options.checkpointDirectory + "/" + Checkpoint.fileName(step: $0) })
         XCTAssertEqual(TrainingOptions(outputDirectory: out).keep, 5)
     }
+
+    /// `--resume` alone passes over a damaged newest checkpoint to the one before, saying why;
+    /// with every one damaged it stops with one line naming each.
+    func testResumeTakesTheNewestCheckpointThatLoads() throws {
+        let out = directory + "/r"
+        _ = try run(out, steps: 2, checkpointEvery: 1)
+        let newest = out + "/checkpoints/" + Checkpoint.fileName(step: 2)
+        try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: newest))
+        var options = TrainingOptions(outputDirectory: out)
+        options.length = .steps(3)
+        options.sampleEvery = 0
+        options.resume = .latest
+        let resumed = try TrainingRun(configuration: configuration(), options: options, data: SyntheticData(count: 40, batch: 8),
+                                      communicator: SingleProcessCommunicator())
+        let (path, step, skipped) = try resumed.restoreNewestLoadable()
+        XCTAssertEqual(path, out + "/checkpoints/" + Checkpoint.fileName(step: 1))
+        XCTAssertEqual(step, 1)
+        XCTAssertEqual(skipped.map(\.path), [newest])
+        XCTAssert(skipped[0].reason.contains("safetensors"), skipped[0].reason)
+
+        try Data("not one either".utf8).write(to: URL(fileURLWithPath: path))
+        XCTAssertThrowsError(try resumed.restoreNewestLoadable()) { error in
+            guard case let .noLoadableCheckpointIn(folder, skipped) = error as? CheckpointError else { return XCTFail("\(error)") }
+            XCTAssertEqual(folder, out + "/checkpoints")
+            XCTAssertEqual(skipped.map(\.path), [newest, path])
+            XCTAssert("\(error)".hasPrefix("--resume found 2 checkpoint(s) in \(folder), and none loads (step-00000002.safetensors: "),
+                      "\(error)")
+        }
+    }
 }

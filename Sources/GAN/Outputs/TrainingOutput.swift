@@ -22,8 +22,8 @@ extension TrainingOutput {
 public enum TrainingEvent: Sendable {
     /// Parameters are initialized or restored; the first step is next.
     case started(RunDescription)
-    /// Rank 0 restored a checkpoint (before `started`).
-    case resumed(path: String, step: Int)
+    /// Rank 0 restored a checkpoint (before `started`), passing over `skipped` newer ones.
+    case resumed(path: String, step: Int, skipped: [SkippedCheckpoint])
     /// A log interval ended: means over its steps and over all ranks.
     case interval(IntervalSummary)
     /// Rank 0 wrote a checkpoint or a sample grid.
@@ -67,6 +67,12 @@ public struct IntervalSummary: Sendable {
     public var secondsRemaining: Double
     /// Per rank, the mean seconds per step in each phase over the interval (with `--profile`).
     public var profile: [StepProfile]?
+}
+
+/// A checkpoint `--resume` passed over, and why.
+public struct SkippedCheckpoint: Sendable, Equatable {
+    public var path: String
+    public var reason: String
 }
 
 /// A file rank 0 wrote.
