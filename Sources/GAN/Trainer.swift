@@ -245,19 +245,25 @@ public final class GANTrainer {
         }
     }
 
-    /// Whether every rank holds bit-identical parameters (both networks), by comparing
-    /// 64-bit checksums with one small all-reduce. A collective: every rank must call it.
-    public func parameterChecksumsAgree() throws -> Bool {
-        var values = [Double](repeating: 0, count: 8)
+    /// The ranks whose parameters (either network) differ from rank 0's, by comparing 64-bit
+    /// checksums gathered with one small all-reduce; empty when every replica is identical.
+    /// The same answer on every rank. A collective: every rank must call it.
+    public func ranksDifferingFromRoot() throws -> [Int] {
+        // One slot of 4 per rank (each checksum as two exact 32-bit halves); zeros elsewhere,
+        // so the sum gathers every rank's checksums exactly.
+        var values = [Double](repeating: 0, count: 4 * communicator.size)
         for (i, store) in [generator.parameters, discriminator.parameters].enumerated() {
             let hash = store.checksum()
-            // Exact in Double: 32-bit halves; max and −min agree only if all ranks are equal.
-            let hi = Double(hash >> 32), lo = Double(hash & 0xFFFF_FFFF)
-            values[4 * i + 0] = hi; values[4 * i + 1] = lo
-            values[4 * i + 2] = -hi; values[4 * i + 3] = -lo
+            values[4 * communicator.rank + 2 * i] = Double(hash >> 32)
+            values[4 * communicator.rank + 2 * i + 1] = Double(hash & 0xFFFF_FFFF)
         }
-        try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .max) }
-        return values[0] == -values[2] && values[1] == -values[3] && values[4] == -values[6] && values[5] == -values[7]
+        try values.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .sum) }
+        return (1 ..< communicator.size).filter { values[4 * $0 ..< 4 * $0 + 4] != values[0 ..< 4] }
+    }
+
+    /// Whether every rank holds bit-identical parameters (both networks).
+    public func parameterChecksumsAgree() throws -> Bool {
+        try ranksDifferingFromRoot().isEmpty
     }
 }
 

@@ -56,16 +56,18 @@ public struct TrainingOptions: Sendable {
 
 /// A failure of the training itself (not of its inputs).
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
-    case replicasDiverged(step: Int)
+    case replicasDiverged(step: Int, ranks: [Int])
     case diverged(step: Int, network: NetworkRole)
     case alreadyFinished(step: Int, totalSteps: Int)
     case imageSizeMismatch(path: String, rows: Int, columns: Int, expectedRows: Int, expectedColumns: Int)
 
     public var description: String {
         switch self {
-        case let .replicasDiverged(step):
-            return "ranks hold different parameters after step \(step): the replicas diverged "
-                + "(a rank computed something else); the run stops, its last checkpoint is intact"
+        case let .replicasDiverged(step, ranks):
+            return "rank\(ranks.count == 1 ? "" : "s") \(ranks.map(String.init).joined(separator: ", ")) "
+                + "hold\(ranks.count == 1 ? "s" : "") parameters different from rank 0's after step \(step): the replicas diverged "
+                + "(a rank computed something else: check that every host runs the same gantry build on the same kind of CPU); "
+                + "the run stops, its last checkpoint is intact"
         case let .diverged(step, network):
             return "the \(network.rawValue)'s gradients are not finite (NaN or infinity) in step \(step): training diverged; "
                 + "the run stops before updating, its checkpoints are intact; lower --lr, or resume from an earlier checkpoint"
@@ -171,7 +173,8 @@ public final class TrainingRun {
                 sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = monotonicSeconds()
             }
             if done % options.checkEvery == 0 || last {
-                guard try trainer.parameterChecksumsAgree() else { throw TrainingError.replicasDiverged(step: done) }
+                let differing = try trainer.ranksDifferingFromRoot()
+                guard differing.isEmpty else { throw TrainingError.replicasDiverged(step: done, ranks: differing) }
             }
             if communicator.rank == 0 {
                 if (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last {

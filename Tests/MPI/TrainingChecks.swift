@@ -23,12 +23,34 @@ func registerTrainingChecks(into harness: inout Harness) {
     harness.add("the drift detector fires: one rank's parameter nudged by one ulp, every rank sees it (mlp)") { check in
         let trainer = GANTrainer(configuration: configuration(.mlp) { $0.batchSize = 4 }, communicator: check.comm)
         try trainer.initializeParameters()
-        check.expect(try trainer.parameterChecksumsAgree(), "identical replicas reported as different")
-        if check.comm.rank == check.comm.size - 1 {
-            let values = trainer.models.discriminator.parameters.values
-            values[values.count / 2] = values[values.count / 2].nextUp
+        check.expect(try trainer.ranksDifferingFromRoot() == [], "identical replicas reported as different")
+        let last = check.comm.size - 1
+        if check.comm.rank == last { nudge(trainer) }
+        check.expect(try trainer.ranksDifferingFromRoot() == (last == 0 ? [] : [last]),
+                     "replicas one ulp apart: expected rank \(last) named")
+    }
+
+    let drifting = configuration(.mlp) { $0.batchSize = 4 }
+    harness.add("the drift detector stops the run, naming the rank that differs: last rank nudged after step 1, "
+                + "--check-every 2 (mlp, batch 4)") { check in
+        let comm = check.comm, last = comm.size - 1
+        let folder = try temporaryRunFolder(comm)
+        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
+        var options = TrainingOptions(outputDirectory: folder)
+        options.length = .steps(6)
+        options.logEvery = 1
+        options.checkEvery = 2
+        let nudger = NudgeAfterFirstStep(onRank: last)
+        let run = try TrainingRun(configuration: drifting, options: options,
+                                  data: SyntheticData(batchSize: drifting.batchSize, pixels: drifting.pixelCount, rank: comm.rank),
+                                  communicator: comm, outputs: [nudger])
+        nudger.trainer = run.trainer
+        do {
+            try run.run()
+            check.expect(comm.size == 1, "the run ended normally with rank \(last) holding other parameters")
+        } catch let error as TrainingError {
+            check.expect(error == .replicasDiverged(step: 2, ranks: [last]), "stopped with \(error)")
         }
-        check.expect(try !trainer.parameterChecksumsAgree(), "replicas one ulp apart reported as identical")
     }
 
     // Overlapped buckets sum what one all-reduce of the whole buffer sums, element by element:
@@ -176,4 +198,39 @@ func syntheticImages(count: Int, pixels: Int, seed: UInt64) -> [Float] {
     var x = [Float](repeating: 0, count: count * pixels)
     RandomStream(seed: seed, 0xDA7A).fillUniform(&x, count: x.count, low: -1, high: 1)
     return x
+}
+
+/// Moves one discriminator parameter of `trainer` by one ulp: a replica that computed something else.
+private func nudge(_ trainer: GANTrainer) {
+    let values = trainer.models.discriminator.parameters.values
+    values[values.count / 2] = values[values.count / 2].nextUp
+}
+
+/// An output that nudges its rank's replica when it hears the interval after step 1.
+private final class NudgeAfterFirstStep: TrainingOutput {
+    let rank: Int
+    var trainer: GANTrainer?
+    init(onRank rank: Int) { self.rank = rank }
+    func record(_ event: TrainingEvent) throws {
+        guard case let .interval(summary) = event, summary.step == 1 else { return }
+        if let trainer, trainer.communicator.rank == rank { nudge(trainer) }
+    }
+}
+
+/// The same synthetic batch every step, different on each rank.
+final class SyntheticData: TrainingData {
+    let stepsPerEpoch = 1000
+    let images: [Float]
+    init(batchSize: Int, pixels: Int, rank: Int) {
+        images = syntheticImages(count: batchSize, pixels: pixels, seed: UInt64(300 + rank))
+    }
+    func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>) {
+        destination.update(from: images, count: images.count)
+    }
+}
+
+/// A fresh folder for a run's outputs, named by rank 0 and the same on every rank.
+func temporaryRunFolder(_ comm: any Communicator) throws -> String {
+    let mine = FileManager.default.temporaryDirectory.path + "/gantry-mpi-check-\(getpid())-\(UInt64.random(in: 0 ... .max))"
+    return try comm.broadcast(mine, root: 0)
 }
