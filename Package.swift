@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // Built without -march so that the CPU check itself runs on any x86-64.
         .target(name: "CCPUFeatures"),
+        // The SIGINT/SIGTERM handler: async-signal-safe, so in C.
+        .target(name: "CSignals"),
 
         // Compute.
         // Kernels: the Backend protocol, the generic SIMD kernels and GEMM engine, the reference;
@@ -48,7 +50,7 @@ let package = Package(
         .target(name: "Datasets", dependencies: ["FileFormats", "Kernels"], swiftSettings: simd),
 
         // Processes.
-        .target(name: "Distributed", dependencies: ["CMPI"], swiftSettings: simd),
+        .target(name: "Distributed", dependencies: ["CMPI", "CSignals"], swiftSettings: simd),
 
         // The product: models, losses, the training step, checkpoints, outputs.
         .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels", "Backends"],

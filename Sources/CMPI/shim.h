@@ -30,6 +30,7 @@ static inline MPI_Status *_Nullable cmpi_status_ignore(void) { return MPI_STATUS
 
 // Integer constants (some are enumerators Swift could import; kept here so all come from one place).
 static inline int cmpi_success(void) { return MPI_SUCCESS; }
+static inline int cmpi_any_source(void) { return MPI_ANY_SOURCE; }
 static inline int cmpi_err_other(void) { return MPI_ERR_OTHER; }
 static inline int cmpi_thread_single(void) { return MPI_THREAD_SINGLE; }
 static inline int cmpi_thread_funneled(void) { return MPI_THREAD_FUNNELED; }

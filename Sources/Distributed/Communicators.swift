@@ -8,8 +8,13 @@ import Darwin
 public enum Communicators {
     /// ``MPICommunicator/world()`` when launched by `mpirun` (or `srun`), else a
     /// ``SingleProcessCommunicator``, so `gantry train` runs the same with or without MPI.
-    public static func makeDefault() throws -> any Communicator {
-        if launchedByMPI() { return try MPICommunicator.world() }
+    /// `stallTimeout`: see ``MPICommunicator/stallTimeout``.
+    public static func makeDefault(stallTimeout: Double = 60) throws -> any Communicator {
+        if launchedByMPI() {
+            let world = try MPICommunicator.world()
+            world.stallTimeout = stallTimeout
+            return world
+        }
         return SingleProcessCommunicator()
     }
 

@@ -78,7 +78,7 @@ final class GradientExchange {
     /// On one rank, nothing travels, but the phases are marked all the same.
     func finish(_ network: NetworkRole) throws {
         let buckets = networks[network]!
-        // Float32 without overlap: one blocking MPI_Allreduce (Open MPI's tuned choice).
+        // Float32 without overlap: one all-reduce of the whole buffer, waited for where it is called.
         let blocking = !alone && !options.overlap && !options.halfPrecision
         if !alone && options.overlap {
             try buckets.startRemaining()

@@ -15,9 +15,10 @@ import Darwin
 //   weak scaling), and ranks are balanced: no rank waits for a slower one.
 // - One rank per host, each host with its own full-duplex link to a non-blocking switch;
 //   a message of n bytes between two ranks costs α + nβ (Hockney), reducing n bytes nγ.
-// - Open MPI 4.1's `coll/tuned` picks the algorithm by its fixed decision rules
-//   (`OpenMPIDecision`), and each algorithm costs what Thakur, Rabenseifner and Gropp
-//   (2005) give for it; no contention, no congestion, no protocol overheads beyond α.
+// - Every all-reduce of Gantry's is an MPI_Iallreduce (so that a wait can time out: see
+//   `MPICommunicator.stallTimeout`), which Open MPI 4.1's `coll/libnbc` runs by the algorithm
+//   Gantry sets (`OpenMPIDecision`), and each algorithm costs what Thakur, Rabenseifner and
+//   Gropp (2005) give for it; no contention, no congestion, no protocol overheads beyond α.
 
 /// A link between ranks: Hockney's α and β.
 public struct Network: Sendable, Equatable {
@@ -56,8 +57,9 @@ public struct ReductionCosts: Sendable, Equatable {
     }
 }
 
-/// The all-reduce algorithms Open MPI 4.1's `coll/tuned` chooses from for a commutative
-/// operation (MPI_SUM), as `ompi/mca/coll/base/coll_base_allreduce.c` implements them.
+/// The all-reduce algorithms of Open MPI 4.1 for a commutative operation (MPI_SUM), as
+/// `ompi/mca/coll/base/coll_base_allreduce.c` implements them (`coll/libnbc`'s MPI_Iallreduce
+/// runs the same schedules, minus the linear one).
 public enum AllReduceAlgorithm: String, CaseIterable, Sendable {
     /// log₂ p exchanges of the whole message, each reduced (algorithm 3).
     case recursiveDoubling = "recursive doubling"
@@ -124,53 +126,17 @@ public struct AllReduceTerms: Sendable, Equatable {
     }
 }
 
-/// Open MPI 4.1's choice of all-reduce algorithm: `ompi_coll_tuned_allreduce_intra_dec_fixed`
-/// in `ompi/mca/coll/tuned/coll_tuned_decision_fixed.c` (v4.1.4), its commutative branch,
-/// with the fallbacks the algorithms themselves take. `coll/tuned` is the component that
-/// runs MPI_Allreduce under Open MPI 4.1's default priorities (`coll/han` and `coll/sm` are
-/// off); a job that forces an algorithm (`coll_tuned_use_dynamic_rules`) is not modeled.
+/// The algorithm Open MPI 4.1 runs Gantry's all-reduces by.
 public enum OpenMPIDecision {
-    /// The algorithm for `elements` elements of `elementBytes` bytes over `ranks` ranks.
-    public static func allReduce(ranks p: Int, elements: Int, elementBytes: Int) -> AllReduceAlgorithm {
-        let total = elements * elementBytes
-        // Algorithm numbers as the source has them: 2 nonoverlapping, 3 recursive doubling,
-        // 4 ring, 5 segmented ring, 6 Rabenseifner.
-        let table: [(below: Int, rules: [(below: Int, algorithm: Int)])] = [
-            (4, [(8, 4), (4096, 3), (8192, 4), (16384, 3), (65536, 4), (262_144, 5)]),
-            (8, [(16, 4), (8192, 3)]),
-            (16, [(8192, 3)]),
-            (32, [(64, 5), (4096, 3)]),
-            (64, [(128, 5)]),
-            (128, [(262_144, 3)]),
-            (256, [(131_072, 2), (262_144, 3)]),
-            (512, [(4096, 2)]),
-            (2048, [(2048, 2), (16384, 3)]),
-            (4096, [(2048, 2), (4096, 5), (16384, 3)]),
-            (Int.max, [(2048, 2), (16384, 5), (32768, 3)]),
-        ]
-        let rules = table.first { p < $0.below }!.rules
-        let number = rules.first { total < $0.below }?.algorithm ?? 6
-        switch number {
-        case 2: return .reduceBroadcast
-        case 3: return .recursiveDoubling
-        // The ring gives way to recursive doubling for fewer elements than ranks.
-        case 4, 5: return elements < p ? .recursiveDoubling : .ring
-        // Rabenseifner's gives way to the linear algorithm for fewer elements than 2^⌊log₂ p⌋.
-        default: return elements < 1 << floorLog2(p) ? .linear : .rabenseifner
-        }
-    }
-}
-
-extension OpenMPIDecision {
     /// Open MPI 4.1's choice for MPI_Iallreduce, which `coll/libnbc` runs (`nbc_iallreduce.c`,
     /// v4.1.4). `forced` is its parameter `coll_libnbc_iallreduce_algorithm` (1 ring,
     /// 2 binomial, 3 Rabenseifner's where every rank of the largest power of two gets an
     /// element, else the ring, 4 recursive doubling); by default what Gantry sets
-    /// (`MPICommunicator.nonBlockingAllReduceDefault`: 4 on 2 ranks, 3 beyond). With 0, libnbc's
+    /// (`MPICommunicator.nonBlockingAllReduceDefault`: 3). With 0, libnbc's
     /// own rule: binomial reduce to rank 0 and broadcast (`allred_sched_diss`) for fewer than 4
     /// ranks, under 65,536 bytes, or in place (as `startAllReduce` is); else Rabenseifner's or the ring.
-    public static func nonblockingAllReduce(ranks p: Int, elements: Int, elementBytes: Int, inPlace: Bool,
-                                            forced: Int? = nil) -> AllReduceAlgorithm {
+    public static func allReduce(ranks p: Int, elements: Int, elementBytes: Int, inPlace: Bool,
+                                 forced: Int? = nil) -> AllReduceAlgorithm {
         let forced = forced ?? Int(MPICommunicator.nonBlockingAllReduceDefault(environment: ["OMPI_COMM_WORLD_SIZE": "\(p)"]) ?? "0")!
         let everyRankAnElement = elements >= 1 << floorLog2(p)
         switch forced {
@@ -270,9 +236,9 @@ public enum Projection {
     /// `bucketBytes`; all but the last can run under the exchange's overlappable compute,
     /// the last cannot (its gradients are ready when the backward pass ends):
     /// exposed = max(0, T(all buckets but the last) − overlappable) + T(last bucket).
-    /// Buckets pay their own latencies: overlap is slower than none where α dominates. They
-    /// go by MPI_Iallreduce, whose algorithm Open MPI chooses apart from MPI_Allreduce's
-    /// (`OpenMPIDecision.nonblockingAllReduce`); `inPlace` as Gantry's `startAllReduce` calls it.
+    /// Buckets pay their own latencies: overlap is slower than none where α dominates. Every
+    /// exchange goes by MPI_Iallreduce (`OpenMPIDecision.allReduce`); `inPlace` as
+    /// Gantry's communicator calls it.
     public static func predict(_ profile: StepCost, ranks p: Int, network: Network, reduction: ReductionCosts,
                                variant: ExchangeVariant = .plain, bucketBytes: Int = 1 << 20,
                                inPlace: Bool = true) -> StepPrediction {
@@ -287,17 +253,13 @@ public enum Projection {
             // Buckets are cut by Float32 bytes (`ExchangeOptions.bucketBytes`) in either precision.
             let buckets = variant.overlap ? (exchange.elements * 4 + bucketBytes - 1) / bucketBytes : 1
             let elements = (exchange.elements + buckets - 1) / buckets
-            // Overlapped buckets and every Float16 exchange go by MPI_Iallreduce; Float32
-            // without overlap by one MPI_Allreduce.
-            let nonblocking = variant.overlap || variant.halfPrecision
-            let algorithm = nonblocking
-                ? OpenMPIDecision.nonblockingAllReduce(ranks: p, elements: elements, elementBytes: elementBytes, inPlace: inPlace)
-                : OpenMPIDecision.allReduce(ranks: p, elements: elements, elementBytes: elementBytes)
+            let algorithm = OpenMPIDecision.allReduce(ranks: p, elements: elements, elementBytes: elementBytes,
+                                                                 inPlace: inPlace)
             var bucket = algorithm.terms(bytes: Double(elements * elementBytes), ranks: p)
                 .seconds(network, reductionSecondsPerByte: gamma)
             if variant.halfPrecision {
                 // Each Float16 bucket first all-reduces its largest |gradient|: one Float.
-                bucket += OpenMPIDecision.nonblockingAllReduce(ranks: p, elements: 1, elementBytes: 4, inPlace: inPlace)
+                bucket += OpenMPIDecision.allReduce(ranks: p, elements: 1, elementBytes: 4, inPlace: inPlace)
                     .terms(bytes: 4, ranks: p).seconds(network, reductionSecondsPerByte: reduction.secondsPerByte)
             }
             let all = Double(buckets) * bucket
@@ -369,7 +331,9 @@ public enum AllReduceFit {
         if let bad = timings.first(where: { $0.bytes <= 0 || !($0.seconds > 0) }) {
             throw ProjectionError.invalidTiming(bytes: bad.bytes, seconds: bad.seconds)
         }
-        let algorithms = timings.map { OpenMPIDecision.allReduce(ranks: ranks, elements: $0.bytes / 4, elementBytes: 4) }
+        let algorithms = timings.map {
+            OpenMPIDecision.allReduce(ranks: ranks, elements: $0.bytes / 4, elementBytes: 4, inPlace: true)
+        }
         // Rows T − γ·bytesReduced = messages·α + bytesSent·β, weighted by 1/T.
         let rows = zip(timings, algorithms).map { timing, algorithm in
             let t = algorithm.terms(bytes: Double(timing.bytes), ranks: ranks), w = 1 / timing.seconds

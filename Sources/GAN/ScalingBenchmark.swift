@@ -47,9 +47,6 @@ public struct ModelScaling: Sendable {
     /// Each exchange's all-reduce (its elements as Float) timed alone, as the sweep times its
     /// sizes; empty on one rank.
     public var exchangeTimings: [AllReduceTiming]
-    /// The same by `startAllReduce` and its wait, as an overlapped exchange would send them
-    /// (Open MPI runs MPI_Iallreduce by other algorithms); empty on one rank.
-    public var nonblockingTimings: [AllReduceTiming]
 }
 
 /// What one job measured.
@@ -89,9 +86,8 @@ public enum ScalingBenchmark {
             let profile = profiles.sorted { $0.computeSeconds < $1.computeSeconds }[profiles.count / 2]
             let sizes = profile.exchanges.map { 4 * $0.elements }, networked = communicator.size > 1
             let timings = networked ? try timeAllReduces(sizes, options, communicator) : []
-            let nonblocking = networked ? try timeAllReduces(sizes, options, communicator, nonblocking: true) : []
             models.append(ModelScaling(profile: profile, compute: compute, computeSeconds: profiles.map(\.computeSeconds),
-                                       measured: measured, exchangeTimings: timings, nonblockingTimings: nonblocking))
+                                       measured: measured, exchangeTimings: timings))
         }
         let threads = Double(options.models.map(\.threads).max() ?? 1)
         var cpuShare = [(processCPUSeconds() - startCPU) / ((monotonicSeconds() - startWall) * threads)]
@@ -148,11 +144,9 @@ public enum ScalingBenchmark {
     }
 
     /// The median seconds of an in-place Float sum all-reduce of each size (the slowest
-    /// rank's; with `nonblocking`, started and waited for at once), each timing after a
-    /// barrier, after two untimed calls. Zeros: their sums
+    /// rank's), each timing after a barrier, after two untimed calls. Zeros: their sums
     /// stay finite, and adding them costs what adding gradients costs.
-    static func timeAllReduces(_ sizes: [Int], _ options: ScalingOptions, _ communicator: Communicator,
-                               nonblocking: Bool = false) throws -> [AllReduceTiming] {
+    static func timeAllReduces(_ sizes: [Int], _ options: ScalingOptions, _ communicator: Communicator) throws -> [AllReduceTiming] {
         let largest = (sizes.max() ?? 0) / 4
         let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(1, largest))
         buffer.initialize(repeating: 0)
@@ -160,9 +154,7 @@ public enum ScalingBenchmark {
         var timings: [AllReduceTiming] = []
         for bytes in sizes {
             let slice = UnsafeMutableBufferPointer(rebasing: buffer[0..<max(1, bytes / 4)])
-            func allReduce() throws {
-                if nonblocking { try communicator.startAllReduce(slice, .sum).wait() } else { try communicator.allReduce(slice, .sum) }
-            }
+            func allReduce() throws { try communicator.allReduce(slice, .sum) }
             try communicator.barrier()
             let start = monotonicSeconds()
             for _ in 0..<2 { try allReduce() }

@@ -168,6 +168,7 @@ public final class GANTrainer {
 
     /// Runs `body` as one `phase` of the step, between the observer's begin and end.
     @inline(__always)
+    @discardableResult
     private func phase<T>(_ phase: StepPhase, _ body: () throws -> T) rethrows -> T {
         observer?.begin(phase)
         defer { observer?.end(phase) }

@@ -194,22 +194,13 @@ struct ProjectionReport {
                      + fixed(100 * (residuals.max() ?? 0), 1) + " %")
         for model in m.models {
             let checks = zip(model.profile.exchanges, model.exchangeTimings).map { exchange, timing in
-                let algorithm = OpenMPIDecision.allReduce(ranks: m.ranks, elements: exchange.elements, elementBytes: 4)
-                let predicted = algorithm.terms(bytes: Double(timing.bytes), ranks: m.ranks)
-                    .seconds(n, reductionSecondsPerByte: m.reduction.secondsPerByte)
-                return "\(exchange.network.letter) " + fixed(timing.seconds * 1e6, 1) + " µs (model " + fixed(predicted * 1e6, 1)
-                    + ", " + percent(predicted / timing.seconds - 1) + ")"
-            }
-            lines.append("  \(model.profile.model.rawValue)'s gradients alone: " + checks.joined(separator: ", "))
-            let nonblocking = zip(model.profile.exchanges, model.nonblockingTimings).map { exchange, timing in
-                let algorithm = OpenMPIDecision.nonblockingAllReduce(ranks: m.ranks, elements: exchange.elements, elementBytes: 4,
-                                                                     inPlace: true)
+                let algorithm = OpenMPIDecision.allReduce(ranks: m.ranks, elements: exchange.elements, elementBytes: 4, inPlace: true)
                 let predicted = algorithm.terms(bytes: Double(timing.bytes), ranks: m.ranks)
                     .seconds(n, reductionSecondsPerByte: m.reduction.secondsPerByte)
                 return "\(exchange.network.letter) " + fixed(timing.seconds * 1e6, 1) + " µs (model " + fixed(predicted * 1e6, 1)
                     + ", " + percent(predicted / timing.seconds - 1) + ", \(algorithm.rawValue))"
             }
-            lines.append("    by MPI_Iallreduce in place (startAllReduce): " + nonblocking.joined(separator: ", "))
+            lines.append("  \(model.profile.model.rawValue)'s gradients alone: " + checks.joined(separator: ", "))
         }
         return lines
     }

@@ -48,55 +48,29 @@ final class ProjectionTests: XCTestCase {
         XCTAssertGreaterThan(seconds(.recursiveDoubling, 9600), seconds(.ring, 9600))
     }
 
-    /// Cases read off `ompi_coll_tuned_allreduce_intra_dec_fixed` (Open MPI v4.1.4), commutative branch.
-    func testOpenMPIChoosesAsItsFixedRules() {
-        let cases: [(ranks: Int, bytes: Int, expected: AllReduceAlgorithm)] = [
-            (2, 4, .recursiveDoubling),  // ring below 8 bytes, but 1 element < 2 ranks
-            (2, 1024, .recursiveDoubling),
-            (2, 4096, .ring),
-            (2, 8192, .recursiveDoubling),
-            (2, 100_000, .ring),  // the segmented ring, called with no segment size
-            (2, 262_144, .rabenseifner),
-            (4, 8192, .rabenseifner),
-            (16, 4096, .rabenseifner),
-            (64, 200_000, .recursiveDoubling),
-            (64, 262_144, .rabenseifner),
-            (200, 100_000, .reduceBroadcast),
-            (200, 200_000, .recursiveDoubling),
-            (1024, 1024, .reduceBroadcast),
-            (1024, 8192, .recursiveDoubling),
-            (1024, 400_000, .rabenseifner),
-        ]
-        for c in cases {
-            XCTAssertEqual(OpenMPIDecision.allReduce(ranks: c.ranks, elements: c.bytes / 4, elementBytes: 4), c.expected,
-                           "\(c.ranks) ranks, \(c.bytes) bytes")
-        }
-        // Rabenseifner's needs an element per rank of the largest power of two below p.
-        XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 3, elements: 1, elementBytes: 262_144), .linear)
-    }
-
     /// `nbc_iallreduce.c` (v4.1.4) on its own: binomial trees in place, below 4 ranks or 65,536 bytes.
     func testOpenMPIChoosesForMPIIallreduceAsLibNBC() {
         func choice(_ p: Int, _ bytes: Int, inPlace: Bool) -> AllReduceAlgorithm {
-            OpenMPIDecision.nonblockingAllReduce(ranks: p, elements: bytes / 4, elementBytes: 4, inPlace: inPlace, forced: 0)
+            OpenMPIDecision.allReduce(ranks: p, elements: bytes / 4, elementBytes: 4, inPlace: inPlace, forced: 0)
         }
         XCTAssertEqual(choice(1024, 4 << 20, inPlace: true), .reduceBroadcast)
         XCTAssertEqual(choice(1024, 4 << 20, inPlace: false), .rabenseifner)
         XCTAssertEqual(choice(3, 4 << 20, inPlace: false), .reduceBroadcast)
         XCTAssertEqual(choice(16, 32768, inPlace: false), .reduceBroadcast)
-        XCTAssertEqual(OpenMPIDecision.nonblockingAllReduce(ranks: 1024, elements: 1000, elementBytes: 128, inPlace: false,
+        XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 1024, elements: 1000, elementBytes: 128, inPlace: false,
                                                             forced: 0), .ring)
     }
 
     /// What Gantry has libnbc run (`coll_libnbc_iallreduce_algorithm`, set before MPI_Init):
-    /// recursive doubling on 2 ranks, Rabenseifner's beyond (the ring for fewer elements than
-    /// the largest power of two of ranks), in place or not.
+    /// Rabenseifner's (the ring for fewer elements than the largest power of two of ranks), in
+    /// place or not.
     func testGantrysChoiceForMPIIallreduce() {
-        XCTAssertEqual(OpenMPIDecision.nonblockingAllReduce(ranks: 2, elements: 1 << 20, elementBytes: 4, inPlace: true),
-                       .recursiveDoubling)
-        XCTAssertEqual(OpenMPIDecision.nonblockingAllReduce(ranks: 16, elements: 1 << 20, elementBytes: 4, inPlace: true),
+        XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 2, elements: 1 << 20, elementBytes: 4, inPlace: true),
                        .rabenseifner)
-        XCTAssertEqual(OpenMPIDecision.nonblockingAllReduce(ranks: 1024, elements: 1000, elementBytes: 4, inPlace: true), .ring)
+        XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 2, elements: 1, elementBytes: 4, inPlace: true), .ring)
+        XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 16, elements: 1 << 20, elementBytes: 4, inPlace: true),
+                       .rabenseifner)
+        XCTAssertEqual(OpenMPIDecision.allReduce(ranks: 1024, elements: 1000, elementBytes: 4, inPlace: true), .ring)
     }
 
     // MARK: The step
@@ -173,10 +147,10 @@ final class ProjectionTests: XCTestCase {
     func testFitRecoversLatencyAndBandwidthFromExactTimings() throws {
         let truth = Network(name: "truth", latency: 3.5e-6, secondsPerByte: 0.25e-9), gamma = 0.05e-9
         for ranks in [2, 3, 8, 64] {
-            // The sizes cross Open MPI's switch points: several algorithms in one fit.
+            // The sizes cross libnbc's switch from the ring to Rabenseifner's: two algorithms in one fit.
             let timings = (0...22).map { k -> AllReduceTiming in
                 let bytes = 4 << k
-                let algorithm = OpenMPIDecision.allReduce(ranks: ranks, elements: bytes / 4, elementBytes: 4)
+                let algorithm = OpenMPIDecision.allReduce(ranks: ranks, elements: bytes / 4, elementBytes: 4, inPlace: true)
                 return AllReduceTiming(bytes: bytes, seconds: algorithm.terms(bytes: Double(bytes), ranks: ranks)
                     .seconds(truth, reductionSecondsPerByte: gamma))
             }
