@@ -33,7 +33,12 @@ static void record(int signal) {
     }
 }
 
-static void handler(int signal) { record(signal); }
+// SIGUSR1 and SIGUSR2 are SIGINT and SIGTERM passed on by launch/train through mpirun, which
+// forwards only those two to every rank (it answers SIGINT and SIGTERM itself by killing the
+// job: SIGTERM, then SIGKILL a second later).
+static void handler(int signal) {
+    record(signal == SIGUSR1 ? SIGINT : signal == SIGUSR2 ? SIGTERM : signal);
+}
 
 void gantry_signals_install(void) {
     if (atomic_flag_test_and_set(&installed)) return;
@@ -44,6 +49,8 @@ void gantry_signals_install(void) {
     sigemptyset(&action.sa_mask);
     sigaction(SIGINT, &action, NULL);
     sigaction(SIGTERM, &action, NULL);
+    sigaction(SIGUSR1, &action, NULL);
+    sigaction(SIGUSR2, &action, NULL);
 }
 
 int gantry_signal_received(void) { return atomic_load(&first_signal); }

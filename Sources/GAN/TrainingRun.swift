@@ -47,6 +47,10 @@ public struct TrainingOptions: Sendable {
     public var profile = false
     /// How gradients travel between the ranks.
     public var exchange = ExchangeOptions()
+    /// A step whose loss (either network's, this rank's batch) is above this or not finite
+    /// ends the run: the logits have run off (with binary cross-entropy, a loss of L means a
+    /// logit near -L), and nothing useful is learned from there.
+    public var maxLoss = 1e6
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
@@ -57,8 +61,12 @@ public struct TrainingOptions: Sendable {
 /// A failure of the training itself (not of its inputs).
 public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case replicasDiverged(step: Int, ranks: [Int])
+    /// A collective of step `step` could not complete (a rank stalled, or stopped after a signal).
+    case communication(step: Int, CommunicationError)
     case diverged(step: Int, network: NetworkRole)
     case alreadyFinished(step: Int, totalSteps: Int)
+    /// A step's loss was not finite or above `limit` (`--max-loss`).
+    case lossDiverged(step: Int, network: NetworkRole, loss: Double, limit: Double)
     case imageSizeMismatch(path: String, rows: Int, columns: Int, expectedRows: Int, expectedColumns: Int)
 
     public var description: String {
@@ -68,6 +76,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
                 + "hold\(ranks.count == 1 ? "s" : "") parameters different from rank 0's after step \(step): the replicas diverged "
                 + "(a rank computed something else: check that every host runs the same gantry build on the same kind of CPU); "
                 + "the run stops, its last checkpoint is intact"
+        case let .lossDiverged(step, network, loss, limit):
+            return "the \(network.rawValue)'s loss is \(String(format: "%.3g", loss)) in step \(step)"
+                + (loss.isFinite ? ", above --max-loss \(String(format: "%g", limit))" : "") + ": training diverged; the run stops before "
+                + "checkpointing this step, its checkpoints are intact; lower --lr, or resume from an earlier checkpoint"
+        case let .communication(step, error):
+            return "step \(step): \(error)"
         case let .diverged(step, network):
             return "the \(network.rawValue)'s gradients are not finite (NaN or infinity) in step \(step): training diverged; "
                 + "the run stops before updating, its checkpoints are intact; lower --lr, or resume from an earlier checkpoint"
@@ -81,8 +95,21 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// How a run ended.
+public enum RunOutcome: Sendable, Equatable {
+    /// Every step to the end was trained (this many in this invocation).
+    case finished(steps: Int)
+    /// A stop signal ended it after a step; rank 0 wrote a checkpoint there.
+    case stopped(RunStop)
+}
+
 /// Runs training on every rank: resume or initialize, the step loop, checkpoints and sample
 /// grids (rank 0), and the events every output hears (`TrainingOutput`).
+///
+/// A stop signal (`StopSignal`, or `stopRequest`) ends the run after a step: each step the
+/// ranks all-reduce whether one has seen a signal (started with the step, so that it travels
+/// under the step's compute), so every rank stops after the same step, and rank 0 writes a
+/// checkpoint there.
 public final class TrainingRun {
     public let trainer: GANTrainer
     public let options: TrainingOptions
@@ -90,6 +117,10 @@ public final class TrainingRun {
     let communicator: Communicator
     let outputs: [TrainingOutput]
     let threads: Int
+    /// The signal this rank was asked to stop by, if any (default: `StopSignal.received`).
+    let stopRequest: () -> Int32?
+    /// The per-step vote on stopping: the largest signal number any rank has seen.
+    private let stopVote = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
 
     /// Builds the trainer; rank 0 creates the output folders and adds `train.log` and
     /// `metrics.jsonl` to `outputs`. Nothing is trained yet. `backend`: the kernels (the CLI
@@ -97,8 +128,9 @@ public final class TrainingRun {
     /// terminal, a timeline), on the ranks that keep them.
     public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
                 communicator: Communicator, backend: Backend = Backends.automatic(),
-                outputs: [TrainingOutput] = []) throws {
+                outputs: [TrainingOutput] = [], stopRequest: @escaping () -> Int32? = { StopSignal.received }) throws {
         self.options = options
+        self.stopRequest = stopRequest
         self.data = data
         self.communicator = communicator
         threads = backend.threads
@@ -116,6 +148,8 @@ public final class TrainingRun {
         }
     }
 
+    deinit { stopVote.deallocate() }
+
     public var totalSteps: Int {
         switch options.length {
         case let .steps(n): return n
@@ -127,9 +161,9 @@ public final class TrainingRun {
         for output in outputs { try output.record(event) }
     }
 
-    /// Trains to `totalSteps`; returns the number of steps taken in this invocation.
+    /// Trains to `totalSteps`, or until a stop signal.
     @discardableResult
-    public func run() throws -> Int {
+    public func run() throws -> RunOutcome {
         let c = trainer.configuration
         let firstStep = try start()
         let total = totalSteps
@@ -150,52 +184,80 @@ public final class TrainingRun {
         var sums = [Double](repeating: 0, count: 4)
 
         for step in firstStep ..< total {
-            let m = try trainer.step(data: data, step: step)
-            sums[0] += m.discriminatorLoss; sums[1] += m.generatorLoss
-            sums[2] += m.realScore; sums[3] += m.fakeScore
-            intervalSteps += 1
             let done = step + 1, last = done == total
-
-            if done % options.logEvery == 0 || last {
-                try sums.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
-                let now = monotonicSeconds(), seconds = now - intervalStart
-                let profile = try phases.map { timer in
-                    defer { timer.reset() }
-                    return try StepProfile.gather(timer.seconds, elapsed: seconds, steps: intervalSteps, communicator: communicator)
+            let stop = try communicating(inStep: done) { () throws -> Int32? in
+                stopVote[0] = Float(stopRequest() ?? 0)
+                let vote = try communicator.startAllReduce(stopVote, .max)
+                let m = try trainer.step(data: data, step: step)
+                for (network, loss) in [(NetworkRole.discriminator, m.discriminatorLoss), (.generator, m.generatorLoss)]
+                where !(abs(loss) <= options.maxLoss) {
+                    throw TrainingError.lossDiverged(step: done, network: network, loss: loss, limit: options.maxLoss)
                 }
-                try record(.interval(IntervalSummary(
-                    step: done, totalSteps: total, epoch: step / data.stepsPerEpoch,
-                    discriminatorLoss: sums[0] / Double(intervalSteps), generatorLoss: sums[1] / Double(intervalSteps),
-                    realScore: sums[2] / Double(intervalSteps), fakeScore: sums[3] / Double(intervalSteps),
-                    imagesPerSecond: Double(intervalSteps * c.batchSize * communicator.size) / seconds,
-                    seconds: now - startTime, secondsRemaining: Double(total - done) * seconds / Double(intervalSteps),
-                    profile: profile)))
-                sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = monotonicSeconds()
+                try vote.wait()
+                sums[0] += m.discriminatorLoss; sums[1] += m.generatorLoss
+                sums[2] += m.realScore; sums[3] += m.fakeScore
+                intervalSteps += 1
+
+                if done % options.logEvery == 0 || last {
+                    try sums.withUnsafeMutableBufferPointer { try communicator.allReduce($0, .mean) }
+                    let now = monotonicSeconds(), seconds = now - intervalStart
+                    let profile = try phases.map { timer in
+                        defer { timer.reset() }
+                        return try StepProfile.gather(timer.seconds, elapsed: seconds, steps: intervalSteps, communicator: communicator)
+                    }
+                    try record(.interval(IntervalSummary(
+                        step: done, totalSteps: total, epoch: step / data.stepsPerEpoch,
+                        discriminatorLoss: sums[0] / Double(intervalSteps), generatorLoss: sums[1] / Double(intervalSteps),
+                        realScore: sums[2] / Double(intervalSteps), fakeScore: sums[3] / Double(intervalSteps),
+                        imagesPerSecond: Double(intervalSteps * c.batchSize * communicator.size) / seconds,
+                        seconds: now - startTime, secondsRemaining: Double(total - done) * seconds / Double(intervalSteps),
+                        profile: profile)))
+                    sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = monotonicSeconds()
+                }
+                if done % options.checkEvery == 0 || last {
+                    let differing = try trainer.ranksDifferingFromRoot()
+                    guard differing.isEmpty else { throw TrainingError.replicasDiverged(step: done, ranks: differing) }
+                }
+                return stopVote[0] > 0 ? Int32(stopVote[0]) : nil
             }
-            if done % options.checkEvery == 0 || last {
-                let differing = try trainer.ranksDifferingFromRoot()
-                guard differing.isEmpty else { throw TrainingError.replicasDiverged(step: done, ranks: differing) }
+            let checkpoint = (options.checkpointEvery > 0 && done % options.checkpointEvery == 0) || last || stop != nil
+            let checkpointPath = options.checkpointDirectory + "/" + Checkpoint.fileName(step: done)
+            if let stop {
+                // Every rank hears it here, together (an output may gather), before rank 0 writes.
+                let end = RunStop(signal: stop, step: done, checkpoint: checkpointPath, outputDirectory: options.outputDirectory)
+                try record(.stopped(end))
             }
             if communicator.rank == 0 {
-                if (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last {
+                if stop == nil, (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last {
                     trainer.observer?.begin(.samples)
                     let path = try writeSamples(step: done)
                     trainer.observer?.end(.samples)
                     try record(.saved(SavedFile(kind: .samples, path: path, step: done, last: last)))
                 }
-                if (options.checkpointEvery > 0 && done % options.checkpointEvery == 0) || last {
-                    let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: done)
+                if checkpoint {
                     trainer.observer?.begin(.checkpoint)
-                    try Checkpoint.save(trainer, step: done, to: path)
+                    try Checkpoint.save(trainer, step: done, to: checkpointPath)
                     try Checkpoint.prune(options.checkpointDirectory, keep: options.keep)
                     trainer.observer?.end(.checkpoint)
-                    try record(.saved(SavedFile(kind: .checkpoint, path: path, step: done, last: last)))
+                    try record(.saved(SavedFile(kind: .checkpoint, path: checkpointPath, step: done, last: last || stop != nil)))
                 }
+            }
+            if let stop {
+                return .stopped(RunStop(signal: stop, step: done, checkpoint: checkpointPath, outputDirectory: options.outputDirectory))
             }
         }
         try record(.finished(RunEnd(steps: total - firstStep, seconds: monotonicSeconds() - startTime,
                                     outputDirectory: options.outputDirectory)))
-        return total - firstStep
+        return .finished(steps: total - firstStep)
+    }
+
+    /// Runs `body`, the collectives of step `step` among them, naming the step in a failure to communicate.
+    private func communicating<T>(inStep step: Int, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as CommunicationError {
+            throw TrainingError.communication(step: step, error)
+        }
     }
 
     /// Initializes (rank 0's parameters broadcast) or resumes (rank 0 reads the checkpoint,

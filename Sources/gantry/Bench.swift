@@ -98,7 +98,7 @@ struct Bench: ParsableCommand {
             if communicator.rank == 0 { print(BenchReport(result, data: data).lines.joined(separator: "\n")) }
             try communicator.finalize()
         } catch {
-            communicator.abort(message: "gantry: \(error)", exitCode: 1)
+            communicator.abort(message: "gantry: \(error)", exitCode: exitStatus(for: error))
         }
     }
 

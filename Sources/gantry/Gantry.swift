@@ -23,7 +23,17 @@ enum Entry {
         // the first such instruction would kill the process with SIGILL, so say so first, in
         // words, before any Swift code that might contain one runs.
         gantry_exit_unless_avx2_fma()
-        Gantry.main(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
+        do {
+            var command = try Gantry.parseAsRoot(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
+            try command.run()
+        } catch {
+            // Bad flags exit 2, as every other bad input (ArgumentParser's own status is 64).
+            if Gantry.exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((Gantry.fullMessage(for: error) + "\n").utf8))
+                exit(2)
+            }
+            Gantry.exit(withError: error)
+        }
     }
 
     /// `--resume` may stand alone ("the latest checkpoint in --out"): give it the explicit

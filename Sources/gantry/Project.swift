@@ -71,7 +71,7 @@ extension Bench {
             }
             try communicator.finalize()
         } catch {
-            communicator.abort(message: "gantry: \(error)", exitCode: 1)
+            communicator.abort(message: "gantry: \(error)", exitCode: exitStatus(for: error))
         }
     }
 }

@@ -64,7 +64,7 @@ struct Sample: ParsableCommand {
             print("gantry: wrote \(count) images to \(out)")
         } catch {
             FileHandle.standardError.write(Data("gantry: \(error)\n".utf8))
-            throw ExitCode.failure
+            throw ExitCode(exitStatus(for: error))
         }
     }
 }

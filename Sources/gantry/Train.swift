@@ -98,6 +98,12 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Write a Chrome trace of every rank's steps (layers, phases, all-reduces with their bytes) to FILE; open it in Perfetto or chrome://tracing.", valueName: "FILE"))
     var timeline: String?
 
+    @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("Seconds a collective may wait for the other ranks before the job stops, naming the ranks that did not arrive.", valueName: "S"))
+    var stallTimeout: Double = 60
+
+    @Option(name: .customLong("max-loss"), help: "A step whose loss (either network's) is above this, or not finite, stops the run: training has diverged.")
+    var maxLoss: Double = 1e6
+
     @OptionGroup var exchange: ExchangeFlags
 
     func validate() throws {
@@ -119,6 +125,9 @@ struct Train: ParsableCommand {
             throw ValidationError("\(name) must be a positive integer, got \(value)")
         }
         if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        for (name, value) in [("--stall-timeout", stallTimeout), ("--max-loss", maxLoss)] where !(value > 0 && value.isFinite) {
+            throw ValidationError("\(name) must be a positive number, got \(value)")
+        }
         if out?.isEmpty == true { throw ValidationError("--out must name a folder") }
         if let timeline {
             guard !timeline.isEmpty else { throw ValidationError("--timeline must name a file") }
@@ -160,6 +169,7 @@ struct Train: ParsableCommand {
         o.keep = keep
         o.resume = resume.map { $0 == Train.latestCheckpoint ? .latest : .file($0) }
         o.profile = profile
+        o.maxLoss = maxLoss
         o.exchange = exchange.options
         return o
     }
@@ -170,8 +180,11 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        let communicator = try startMPI()
+        let communicator = try startMPI(stallTimeout: stallTimeout)
+        // Ctrl-C, `kill`, Slurm's preemption: finish the step, checkpoint, exit 130 or 143.
+        StopSignal.install()
         let configuration = ganConfiguration
+        let outcome: RunOutcome
         do {
             let environment = ProcessInfo.processInfo.environment
             let directory = resolveDataDirectory(explicit: data, environment: environment)
@@ -184,12 +197,19 @@ struct Train: ParsableCommand {
             if let timeline { outputs.append(Timeline(path: timeline, communicator: communicator)) }
             let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
                                       communicator: communicator, backend: backend, outputs: outputs)
-            try run.run()
+            outcome = try run.run()
             try communicator.finalize()
         } catch {
             // One path for every failure: the whole job stops; saved files are complete
             // (they are written atomically).
-            communicator.abort(message: "gantry: \(error)", exitCode: 1)
+            communicator.abort(message: "gantry: \(error)", exitCode: exitStatus(for: error))
+        }
+        if case let .stopped(stop) = outcome {
+            if communicator.isRoot {
+                print("gantry: stopped on \(StopSignal.name(stop.signal)) after step \(stop.step); "
+                      + "continue with the same command and --resume")
+            }
+            throw ExitCode(128 + stop.signal)
         }
     }
 }

@@ -1,3 +1,4 @@
+import Distributed
 import Foundation
 
 /// `OUT/train.log`: the lines a terminal shows, one per event, appended (rank 0).
@@ -46,6 +47,9 @@ public enum EventText {
             return file.kind == .checkpoint && file.last ? "gantry: checkpoint \(file.path)" : nil
         case let .finished(end):
             return "gantry: trained \(end.steps) steps in \(duration(end.seconds)); outputs in \(end.outputDirectory)"
+        case let .stopped(stop):
+            return "gantry: \(StopSignal.name(stop.signal)) received: every rank finished step \(stop.step); "
+                + "writing its checkpoint"
         }
     }
 

@@ -62,7 +62,7 @@ public final class Timeline: TrainingOutput, StepObserver {
             try flush(header: true)
         case .interval:
             try flush(header: false)
-        case .finished:
+        case .finished, .stopped:
             try flush(header: false)
             let end = "{\"name\":\"end of run\",\"ph\":\"i\",\"s\":\"g\",\"pid\":0,\"tid\":0,\"ts\":\(microseconds(monotonicSeconds() - origin))}\n]\n"
             file?.write(Data(end.utf8))

@@ -4,7 +4,7 @@ import Distributed
 /// metrics, a timeline, later TensorBoard. The run loop calls `record` at fixed points and
 /// knows nothing of what each output does with the events.
 ///
-/// `started`, `interval` and `finished` reach every rank at the same point of the run, so an
+/// `started`, `interval`, `finished` and `stopped` reach every rank at the same point of the run, so an
 /// output may run collectives there (the timeline gathers the ranks' spans); `resumed` and
 /// `saved` reach rank 0 only. Outputs that only rank 0 keeps are created on rank 0 only.
 public protocol TrainingOutput: AnyObject {
@@ -30,6 +30,9 @@ public enum TrainingEvent: Sendable {
     case saved(SavedFile)
     /// The last step is done and its files are written.
     case finished(RunEnd)
+    /// A stop signal ends the run after `step`; rank 0 writes the checkpoint next. Every rank
+    /// hears it at the same point, as `finished`.
+    case stopped(RunStop)
 }
 
 /// The run as it starts.
@@ -89,6 +92,17 @@ public struct SavedFile: Sendable {
 public struct RunEnd: Sendable {
     public var steps: Int
     public var seconds: Double
+    public var outputDirectory: String
+}
+
+/// A run ended early by a stop signal.
+public struct RunStop: Sendable, Equatable {
+    /// SIGINT or SIGTERM.
+    public var signal: Int32
+    /// The steps done, the last one whole on every rank.
+    public var step: Int
+    /// Where rank 0 writes the checkpoint of that step.
+    public var checkpoint: String
     public var outputDirectory: String
 }
 
