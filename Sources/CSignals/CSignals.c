@@ -53,6 +53,10 @@ void gantry_signals_install(void) {
     sigaction(SIGUSR2, &action, NULL);
 }
 
+void gantry_signals_uninstall(void) {
+    for (int i = 0; i < 4; i++) signal((int[]){SIGINT, SIGTERM, SIGUSR1, SIGUSR2}[i], SIG_DFL);
+}
+
 int gantry_signal_received(void) { return atomic_load(&first_signal); }
 
 double gantry_signal_time(void) { return atomic_load(&first_time); }

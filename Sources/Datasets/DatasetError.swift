@@ -25,6 +25,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case invalidPartition(rank: Int, ranks: Int)
     /// A batch size below one.
     case invalidBatchSize(Int)
+    /// More ranks than examples: some rank's shard would be empty.
+    case moreRanksThanExamples(examples: Int, ranks: Int)
     /// The smallest shard cannot fill one batch.
     case shardSmallerThanBatch(examples: Int, ranks: Int, smallestShard: Int, batchSize: Int)
     /// A batch index outside the epoch.
@@ -71,6 +73,9 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
             return "cannot take the shard of rank \(rank) of \(ranks) ranks; the rank must be in 0..<\(ranks)"
         case let .invalidBatchSize(size):
             return "batch size \(size) is invalid; use a --batch-size of at least 1"
+        case let .moreRanksThanExamples(examples, ranks):
+            return "more ranks (\(ranks)) than training images (\(examples)): every rank needs a batch of its own; "
+                + "run at most \(examples) rank\(examples == 1 ? "" : "s"), or train on a larger data set"
         case let .shardSmallerThanBatch(examples, ranks, smallestShard, batchSize):
             return "the smallest of \(ranks) shards of the \(examples) examples holds \(smallestShard), fewer than the "
                 + "per-rank batch size \(batchSize); use --batch-size \(max(smallestShard, 1)) or less, or fewer ranks"

@@ -6,11 +6,13 @@ import Kernels
 /// computes the same number from N alone, with no communication, and no rank runs out of
 /// data before the others. Each epoch therefore drops up to `batchSize - 1` examples per rank
 /// (plus one on the larger shards); the shuffle makes them different examples every epoch.
-/// Throws `DatasetError.shardSmallerThanBatch` when the result would be zero.
+/// Throws `DatasetError.shardSmallerThanBatch` when the result would be zero
+/// (`moreRanksThanExamples` when some rank would have no example at all).
 public func stepsPerEpoch(totalExamples: Int, ranks: Int, batchSize: Int) throws -> Int {
     guard ranks >= 1 else { throw DatasetError.invalidPartition(rank: 0, ranks: ranks) }
     guard batchSize >= 1 else { throw DatasetError.invalidBatchSize(batchSize) }
     let smallestShard = max(totalExamples, 0) / ranks
+    if smallestShard == 0, totalExamples > 0 { throw DatasetError.moreRanksThanExamples(examples: totalExamples, ranks: ranks) }
     let steps = smallestShard / batchSize
     guard steps > 0 else {
         throw DatasetError.shardSmallerThanBatch(examples: totalExamples, ranks: ranks, smallestShard: smallestShard,

@@ -188,6 +188,7 @@ public final class MPICommunicator: Communicator {
 
     public func abort(message: String, exitCode: Int32) -> Never {
         writeErrorLine("[rank \(rank)] \(message)")
+        StopSignal.uninstall()  // mpirun ends the other ranks with SIGTERM: not a stop request
         if !finalized { MPI_Abort(comm, exitCode) }
         exit(exitCode)
     }

@@ -18,6 +18,9 @@ public enum StopSignal {
     /// Installs the handlers for SIGINT and SIGTERM (once per process).
     public static func install() { gantry_signals_install() }
 
+    /// Puts the signals' default actions back (a process that is ending anyway).
+    public static func uninstall() { gantry_signals_uninstall() }
+
     /// The first stop signal received, or nil.
     public static var received: Int32? {
         let signal = gantry_signal_received()

@@ -27,9 +27,10 @@ enum Entry {
             var command = try Gantry.parseAsRoot(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
             try command.run()
         } catch {
-            // Bad flags exit 2, as every other bad input (ArgumentParser's own status is 64).
+            // A bad flag: one line, and exit status 2 as every other bad input (ArgumentParser
+            // adds the usage and exits 64).
             if Gantry.exitCode(for: error) == .validationFailure {
-                FileHandle.standardError.write(Data((Gantry.fullMessage(for: error) + "\n").utf8))
+                FileHandle.standardError.write(Data("gantry: \(Gantry.message(for: error)) (see gantry --help)\n".utf8))
                 exit(2)
             }
             Gantry.exit(withError: error)

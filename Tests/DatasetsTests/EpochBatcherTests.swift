@@ -13,6 +13,10 @@ final class EpochBatcherTests: XCTestCase {
                      + "use --batch-size 12 or less, or fewer ranks") {
             _ = try stepsPerEpoch(totalExamples: 100, ranks: 8, batchSize: 64)
         }
+        assertThrows("more ranks (4) than training images (3): every rank needs a batch of its own; "
+                     + "run at most 3 ranks, or train on a larger data set") {
+            _ = try stepsPerEpoch(totalExamples: 3, ranks: 4, batchSize: 1)
+        }
         assertThrows("batch size 0 is invalid; use a --batch-size of at least 1") {
             _ = try stepsPerEpoch(totalExamples: 100, ranks: 1, batchSize: 0)
         }

@@ -8,6 +8,8 @@
 /// Installs the handler for SIGINT and SIGTERM, and for SIGUSR1 and SIGUSR2, which stand for
 /// them where mpirun passes them on (launch/train). Later calls do nothing.
 void gantry_signals_install(void);
+/// Puts back the default actions of the four signals.
+void gantry_signals_uninstall(void);
 /// The first stop signal received (SIGINT, SIGTERM; SIGUSR1 reads as SIGINT, SIGUSR2 as SIGTERM), or 0.
 int gantry_signal_received(void);
 /// Seconds on CLOCK_MONOTONIC at which the first signal arrived; 0 before one has (or for an

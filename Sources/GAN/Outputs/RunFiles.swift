@@ -127,16 +127,23 @@ public enum OutputError: Error, CustomStringConvertible, Equatable {
         case let .cannotRemove(path, reason):
             return "cannot delete the old checkpoint \(path) (\(reason)): make its folder writable, or pass a larger --keep"
         case let .cannotCreateDirectory(path, reason):
-            return "cannot create folder \(path) (\(reason)): pass an --out folder you can write to"
+            return "cannot create folder \(path): \(reason); pass an --out folder you can write to"
         }
     }
 }
 
-/// Creates `path` and its parents if missing.
+/// Creates `path` and its parents if missing, naming the part that stops it.
 public func createDirectory(_ path: String) throws {
-    do {
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    } catch {
-        throw OutputError.cannotCreateDirectory(path: path, reason: (error as NSError).localizedDescription)
+    var isFolder: ObjCBool = false
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for component in path.split(separator: "/") {
+        prefix += (prefix.isEmpty || prefix.hasSuffix("/") ? "" : "/") + component
+        if FileManager.default.fileExists(atPath: prefix, isDirectory: &isFolder) {
+            guard isFolder.boolValue else { throw OutputError.cannotCreateDirectory(path: path, reason: "\(prefix) is a file") }
+            continue
+        }
+        if mkdir(prefix, 0o777) != 0 && errno != EEXIST {
+            throw OutputError.cannotCreateDirectory(path: path, reason: "\(prefix): \(String(cString: strerror(errno)))")
+        }
     }
 }
