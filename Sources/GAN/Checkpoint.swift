@@ -10,6 +10,8 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case noCheckpointIn(directory: String)
     case checksumMismatch(path: String, tensor: String, stored: String, computed: String)
     case noLoadableCheckpointIn(directory: String, skipped: [SkippedCheckpoint])
+    /// Saving refused: tensor `tensor` holds a NaN or an infinity (the run diverged).
+    case nonFinite(path: String, tensor: String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "--resume found \(skipped.count) checkpoint(s) in \(directory), and none loads ("
                 + skipped.map { "\(($0.path as NSString).lastPathComponent): \($0.reason)" }.joined(separator: "; ")
                 + "); pass a good checkpoint with --resume FILE, or drop --resume to start a new run"
+        case let .nonFinite(path, tensor):
+            return "not writing checkpoint \(path): tensor \(tensor) holds a NaN or an infinity (training diverged); "
+                + "the run stops, its earlier checkpoints are intact; lower --lr, or resume from one of them"
         case let .noCheckpointIn(directory):
             return "--resume found no checkpoint in \(directory): no step-*.safetensors files; "
                 + "pass a checkpoint file with --resume FILE, or drop --resume to start a new run"
@@ -51,7 +56,8 @@ public enum Checkpoint {
         "step-" + String(repeating: "0", count: max(0, 8 - String(step).count)) + String(step) + ".safetensors"
     }
 
-    /// Writes `trainer`'s state after `step` steps to `path`, atomically.
+    /// Writes `trainer`'s state after `step` steps to `path`, atomically; refuses a state that
+    /// holds a NaN or an infinity (nothing is written).
     public static func save(_ trainer: GANTrainer, step: Int, to path: String) throws {
         var tensors: [Safetensors.Tensor] = []
         var metadata: [String: String] = [
@@ -74,7 +80,10 @@ public enum Checkpoint {
             tensors.append(.init(name: "\(name).adam.v", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.v)))
             metadata["gantry.\(name).adam.steps"] = String(optimizer.stepCount)
         }
-        for tensor in tensors { metadata[checksumKey(tensor.name)] = CRC32.hex(UnsafeRawBufferPointer(tensor.values)) }
+        for tensor in tensors {
+            guard tensor.values.allSatisfy(\.isFinite) else { throw CheckpointError.nonFinite(path: path, tensor: tensor.name) }
+            metadata[checksumKey(tensor.name)] = CRC32.hex(UnsafeRawBufferPointer(tensor.values))
+        }
         try Safetensors.write(path: path, tensors: tensors, metadata: metadata)
     }
 

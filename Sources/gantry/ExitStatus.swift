@@ -8,7 +8,10 @@ import GAN
 /// lost rank, a disk that fills up). A stop signal is 128 + its number (130, 143).
 func exitStatus(for error: Error) -> Int32 {
     switch error {
-    case is DatasetError, is CheckpointError, is SafetensorsError:
+    case let error as CheckpointError:
+        if case .nonFinite = error { return 1 }
+        return 2
+    case is DatasetError, is SafetensorsError:
         return 2
     case let error as FileError:
         if case .writeFailed = error { return 1 }

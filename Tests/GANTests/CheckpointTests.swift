@@ -166,6 +166,22 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// A state holding an infinity is not written (and an earlier file of that name stays as it was).
+    func testANonFiniteStateIsNotWritten() throws {
+        let trainer = GANTrainer(configuration: configuration(), communicator: SingleProcessCommunicator())
+        try trainer.initializeParameters()
+        let path = directory + "/step-00000001.safetensors"
+        try Checkpoint.save(trainer, step: 1, to: path)
+        let good = try Data(contentsOf: URL(fileURLWithPath: path))
+        trainer.models.generator.parameters.values[3] = .infinity
+        XCTAssertThrowsError(try Checkpoint.save(trainer, step: 1, to: path)) { error in
+            XCTAssertEqual(error as? CheckpointError, .nonFinite(path: path, tensor: "generator.0.kernel"))
+            XCTAssertEqual("\(error)", "not writing checkpoint \(path): tensor generator.0.kernel holds a NaN or an infinity "
+                + "(training diverged); the run stops, its earlier checkpoints are intact; lower --lr, or resume from one of them")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: path)), good)
+    }
+
     /// The same state gives the same bytes (the configuration's JSON keys in order).
     func testTheSameStateWritesTheSameBytes() throws {
         _ = try run(directory + "/a", steps: 2)
