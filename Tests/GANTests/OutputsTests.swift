@@ -132,3 +132,58 @@ final class OutputsTests: XCTestCase {
         XCTAssert(parameters.allSatisfy(\.isFinite), "the update ran on NaN gradients")
     }
 }
+
+/// How a run ends early: a stop request, a runaway loss.
+final class RunEndTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = NSTemporaryDirectory() + "gantry-run-end-\(UUID().uuidString)"
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    func run(steps: Int, maxLoss: Double = 1e6, stopRequest: @escaping () -> Int32? = { nil }) throws -> (TrainingRun, RunOutcome) {
+        var c = GANConfiguration.defaults(for: .mlp)
+        c.batchSize = 8
+        var options = TrainingOptions(outputDirectory: directory)
+        options.length = .steps(steps)
+        options.sampleEvery = 0
+        options.checkpointEvery = 0
+        options.maxLoss = maxLoss
+        let run = try TrainingRun(configuration: c, options: options, data: SyntheticData(count: 32, batch: 8),
+                                  communicator: SingleProcessCommunicator(), stopRequest: stopRequest)
+        return (run, try run.run())
+    }
+
+    /// A request seen during step 3 stops the run after it, with a checkpoint of step 3 (not
+    /// one at the end, which it never reaches); the state saved is that of an uninterrupted run's step 3.
+    func testAStopRequestEndsTheRunAfterTheStepWithACheckpoint() throws {
+        var requests = 0
+        let (run, outcome) = try run(steps: 10) {
+            requests += 1
+            return requests >= 3 ? SIGINT : nil
+        }
+        let path = directory + "/checkpoints/" + Checkpoint.fileName(step: 3)
+        XCTAssertEqual(outcome, .stopped(RunStop(signal: SIGINT, step: 3, checkpoint: path, outputDirectory: directory)))
+        XCTAssertEqual(Checkpoint.all(in: directory + "/checkpoints"), [path])
+        XCTAssertEqual(EventText.line(.stopped(RunStop(signal: SIGTERM, step: 3, checkpoint: path, outputDirectory: directory))),
+                       "gantry: SIGTERM received: every rank finished step 3; writing its checkpoint")
+        let uninterrupted = try self.run(steps: 3).0
+        XCTAssertEqual(Array(run.trainer.models.generator.parameters.values),
+                       Array(uninterrupted.trainer.models.generator.parameters.values))
+    }
+
+    /// A loss above --max-loss stops the run in its first step, naming the network.
+    func testALossAboveTheLimitStopsTheRun() throws {
+        XCTAssertThrowsError(try run(steps: 5, maxLoss: 1e-3)) { error in
+            guard case let .lossDiverged(step, network, _, limit) = error as? TrainingError else { return XCTFail("\(error)") }
+            XCTAssertEqual(step, 1)
+            XCTAssertEqual(network, .discriminator)
+            XCTAssertEqual(limit, 1e-3)
+        }
+        XCTAssertEqual(Checkpoint.all(in: directory + "/checkpoints"), [])
+    }
+}

@@ -53,6 +53,29 @@ func registerTrainingChecks(into harness: inout Harness) {
         }
     }
 
+    let stopping = configuration(.mlp) { $0.batchSize = 4 }
+    harness.add("a stop request on the last rank only, during step 2: every rank stops after step 2, rank 0 checkpoints it (mlp, batch 4)") { check in
+        let comm = check.comm, last = comm.size - 1
+        let folder = try temporaryRunFolder(comm)
+        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
+        var options = TrainingOptions(outputDirectory: folder)
+        options.length = .steps(6)
+        options.checkpointEvery = 0
+        options.sampleEvery = 0
+        var requests = 0
+        let run = try TrainingRun(configuration: stopping, options: options,
+                                  data: SyntheticData(batchSize: stopping.batchSize, pixels: stopping.pixelCount, rank: comm.rank),
+                                  communicator: comm, stopRequest: {
+                                      requests += 1
+                                      return comm.rank == last && requests >= 2 ? SIGTERM : nil
+                                  })
+        let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: 2)
+        let outcome = try run.run()
+        check.expect(outcome == .stopped(RunStop(signal: SIGTERM, step: 2, checkpoint: path, outputDirectory: folder)),
+                     "ended with \(outcome)")
+        if comm.isRoot { check.expect(Checkpoint.all(in: options.checkpointDirectory) == [path], "no checkpoint of step 2 alone") }
+    }
+
     // Overlapped buckets sum what one all-reduce of the whole buffer sums, element by element:
     // the parameters must come out bit for bit the same. 256-byte buckets give each layer with
     // parameters its own bucket, 1 MiB keeps the MLP's networks in one.

@@ -104,6 +104,13 @@ public struct RunStop: Sendable, Equatable {
     /// Where rank 0 writes the checkpoint of that step.
     public var checkpoint: String
     public var outputDirectory: String
+
+    public init(signal: Int32, step: Int, checkpoint: String, outputDirectory: String) {
+        self.signal = signal
+        self.step = step
+        self.checkpoint = checkpoint
+        self.outputDirectory = outputDirectory
+    }
 }
 
 /// One rank's step split into where the time went: mean seconds per step.
