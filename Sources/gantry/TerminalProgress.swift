@@ -22,6 +22,12 @@ final class TerminalProgress: TrainingOutput {
         }
     }
 
+    /// Ends a live progress line, so that what is printed next (an error) starts a line of its own.
+    func closeLine() {
+        if lineOpen { emit("\n") }
+        lineOpen = false
+    }
+
     private func emit(_ text: String) {
         FileHandle.standardOutput.write(Data(text.utf8))
     }

@@ -185,6 +185,7 @@ struct Train: ParsableCommand {
         StopSignal.install()
         let configuration = ganConfiguration
         let outcome: RunOutcome
+        let progress = communicator.isRoot ? TerminalProgress(live: isatty(STDOUT_FILENO) != 0) : nil
         do {
             let environment = ProcessInfo.processInfo.environment
             let directory = resolveDataDirectory(explicit: data, environment: environment)
@@ -192,8 +193,7 @@ struct Train: ParsableCommand {
                                            rank: communicator.rank, ranks: communicator.size)
             let backend = try Backends.make(try chooseInstructionSet(flag: isa),
                                             threads: threads ?? Train.defaultThreads(environment: environment))
-            var outputs: [TrainingOutput] = []
-            if communicator.isRoot { outputs.append(TerminalProgress(live: isatty(STDOUT_FILENO) != 0)) }
+            var outputs: [TrainingOutput] = progress.map { [$0] } ?? []
             if let timeline { outputs.append(Timeline(path: timeline, communicator: communicator)) }
             let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
                                       communicator: communicator, backend: backend, outputs: outputs)
@@ -202,6 +202,7 @@ struct Train: ParsableCommand {
         } catch {
             // One path for every failure: the whole job stops; saved files are complete
             // (they are written atomically).
+            progress?.closeLine()
             communicator.abort(message: "gantry: \(error)", exitCode: exitStatus(for: error))
         }
         if case let .stopped(stop) = outcome {
