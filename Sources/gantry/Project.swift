@@ -212,8 +212,8 @@ struct ProjectionReport {
                 + fixed(r.halfConversionSecondsPerElement * 1e9, 3) + " ns/element",
                 "assumed links: " + links.map(\.name).joined(separator: ", ") + ", one rank per host, β = 8 / rate (line rate), α "
                 + fixed(latency * 1e6, 2) + " µs (\(latencySource))",
-                "overlap: buckets of \(bucketBytes / 1024) KiB (--bucket-kb) by MPI_Iallreduce in place, which Gantry has "
-                + "Open MPI's coll/libnbc run by recursive doubling on 2 ranks, Rabenseifner's beyond"]
+                "all-reduces: MPI_Iallreduce in place, which Gantry has Open MPI's coll/libnbc run by Rabenseifner's; "
+                + "overlap: buckets of \(bucketBytes / 1024) KiB (--bucket-kb)"]
     }
 
     /// Per model: images/s and efficiency on every network (Float32, no overlap), then every
