@@ -7,6 +7,8 @@ import Optim
 public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case notAGantryCheckpoint(path: String, missing: String)
     case incompatible(path: String, field: String, stored: String, requested: String)
+    /// A resumed run was asked for another setting than its checkpoint's (one that may not change mid-run).
+    case settingChanged(path: String, flag: String, stored: String, requested: String)
     case noCheckpointIn(directory: String)
     case checksumMismatch(path: String, tensor: String, stored: String, computed: String)
     case noLoadableCheckpointIn(directory: String, skipped: [SkippedCheckpoint])
@@ -21,6 +23,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
         case let .incompatible(path, field, stored, requested):
             return "checkpoint \(path) was written with \(field) \(stored), but this run asks for \(requested); "
                 + "pass the same \(field) as the run that wrote it, or start a new run in another --out folder"
+        case let .settingChanged(path, flag, stored, requested):
+            return "\(flag) \(requested) differs from the checkpoint's \(stored) (\(path)): a resumed run keeps its model and "
+                + "optimizer settings (only --lr, the length, the outputs and the intervals may change); drop \(flag), "
+                + "or start a new run in another --out folder"
         case let .checksumMismatch(path, tensor, stored, computed):
             return "checkpoint \(path) is damaged: tensor \(tensor) has CRC-32 \(computed), but the file records \(stored); "
                 + "resume from an earlier checkpoint of the run"
@@ -107,6 +113,11 @@ public enum Checkpoint {
         guard computed == stored else {
             throw CheckpointError.checksumMismatch(path: file.path, tensor: name, stored: stored, computed: computed)
         }
+    }
+
+    /// The number of ranks of the run that wrote the checkpoint at `path` (nil in files before it was recorded).
+    public static func ranks(at path: String) throws -> Int? {
+        try SafetensorsFile(path: path).metadata["gantry.ranks"].flatMap(Int.init)
     }
 
     /// Reads the configuration stored in a checkpoint (to rebuild its models before `restore`).

@@ -18,7 +18,7 @@ public enum TrainingLength: Sendable, Equatable {
     case epochs(Int)
 }
 
-/// Where a run starts from.
+/// Where a resumed run looks for its checkpoint (see `ResumePlan`).
 public enum ResumeSource: Sendable, Equatable {
     /// The checkpoint with the highest step in `OUT/checkpoints`.
     case latest
@@ -39,7 +39,9 @@ public struct TrainingOptions: Sendable {
     public var keep = 5
     /// Steps between cross-rank parameter checksums.
     public var checkEvery = 100
-    public var resume: ResumeSource?
+    /// The checkpoint to resume from (`ResumePlan.make`), nil for a new run. Its configuration
+    /// is the one the run must be built with.
+    public var resume: ResumePlan?
     /// Images in a sample grid (a square number makes a square grid).
     public var sampleCount = 100
     /// Split every step, per rank, into compute, waiting for the slowest rank and the
@@ -264,17 +266,10 @@ public final class TrainingRun {
     /// every rank receives its state); returns the first step to run.
     func start() throws -> Int {
         var step: Int64 = 0
-        if let resume = options.resume {
+        if let plan = options.resume {
             if communicator.rank == 0 {
-                switch resume {
-                case .file(let path):
-                    step = Int64(try Checkpoint.restore(trainer, from: path))
-                    try record(.resumed(path: path, step: Int(step), skipped: []))
-                case .latest:
-                    let (path, restored, skipped) = try restoreNewestLoadable()
-                    step = Int64(restored)
-                    try record(.resumed(path: path, step: restored, skipped: skipped))
-                }
+                step = Int64(try Checkpoint.restore(trainer, from: plan.path))
+                try record(.resumed(path: plan.path, step: Int(step), skipped: plan.skipped, notes: plan.notes))
             }
             try withUnsafeMutableBytes(of: &step) { try communicator.broadcast($0, root: 0) }
             try trainer.synchronizeParameters()
@@ -283,27 +278,6 @@ public final class TrainingRun {
             try trainer.initializeParameters()
         }
         return Int(step)
-    }
-
-    /// Restores the newest checkpoint of the run's folder that loads, passing over damaged or
-    /// unreadable ones (each with its reason); a checkpoint of another configuration stops at
-    /// once (every other one would be too).
-    func restoreNewestLoadable() throws -> (path: String, step: Int, skipped: [SkippedCheckpoint]) {
-        let directory = options.checkpointDirectory
-        let candidates = Checkpoint.all(in: directory).reversed()
-        guard !candidates.isEmpty else { throw CheckpointError.noCheckpointIn(directory: directory) }
-        var skipped: [SkippedCheckpoint] = []
-        for path in candidates {
-            do {
-                return (path, try Checkpoint.restore(trainer, from: path), skipped)
-            } catch let error as CheckpointError {
-                if case .incompatible = error { throw error }
-                skipped.append(SkippedCheckpoint(path: path, reason: "\(error)"))
-            } catch {
-                skipped.append(SkippedCheckpoint(path: path, reason: "\(error)"))
-            }
-        }
-        throw CheckpointError.noLoadableCheckpointIn(directory: directory, skipped: skipped)
     }
 
     /// A grid of the generator's images for a fixed noise batch, so grids of successive

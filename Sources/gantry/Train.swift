@@ -23,13 +23,13 @@ struct Train: ParsableCommand {
 
     static let latestCheckpoint = "latest"
 
-    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var model: ModelKind = .mlp
+    @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: mlp; a resumed run's checkpoint's).")
+    var model: ModelKind?
 
     @Option(help: "Folder with train-images-idx3-ubyte[.gz] and train-labels-idx1-ubyte[.gz] (default: $MNIST_DIR, else ./data/mnist).")
     var data: String?
 
-    @Option(help: "Output folder (default: runs/MODEL).")
+    @Option(help: "Output folder (default: runs/MODEL, mlp unless --model).")
     var out: String?
 
     @Option(help: "Global steps to train to (default: 20000 for mlp; dcgan trains 50 epochs).")
@@ -47,26 +47,27 @@ struct Train: ParsableCommand {
     @Option(help: "Adam beta1 (default: the model's, 0.9 for mlp as its seed, 0.5 for dcgan as the DCGAN paper; the DCGAN tutorial uses 0.9).")
     var beta1: Float?
 
-    @Option(help: "Adam beta2.")
-    var beta2: Float = 0.999
+    @Option(help: "Adam beta2 (default: 0.999).")
+    var beta2: Float?
 
-    @Option(help: "Seed of initialization, noise and data order.")
-    var seed: UInt64 = 0
+    @Option(help: "Seed of initialization, noise and data order (default: 0).")
+    var seed: UInt64?
 
-    @Option(name: .customLong("label-smoothing"), help: "One-sided label smoothing: real targets become 1 - X (seed 002: 0.1).")
-    var labelSmoothing: Float = 0
+    @Option(name: .customLong("label-smoothing"), help: "One-sided label smoothing: real targets become 1 - X (seed 002: 0.1; default: 0).")
+    var labelSmoothing: Float?
 
-    @Option(help: "Distribution of z: normal (N(0,1)) or uniform (U[-1,1], seed 002).")
-    var noise: NoiseDistribution = .normal
+    @Option(help: "Distribution of z: normal (N(0,1), the default) or uniform (U[-1,1], seed 002).")
+    var noise: NoiseDistribution?
 
     @Option(name: .customLong("update-scheme"), help: "alternating (D step, then G step on fresh noise; mlp's default) or simultaneous (one G pass, both step together; dcgan's default).")
     var updateScheme: UpdateScheme?
 
-    @Option(help: "Dropout rate of the DCGAN discriminator.")
-    var dropout: Float = 0.3
+    @Option(help: "Dropout rate of the DCGAN discriminator (default: 0.3).")
+    var dropout: Float?
 
-    @Flag(name: .customLong("sync-bn"), help: "Batch norm statistics over the global batch (all ranks), as one process with batch x ranks.")
-    var syncBatchNorm = false
+    @Flag(name: .customLong("sync-bn"), inversion: .prefixedNo,
+          help: "Batch norm statistics over the global batch (all ranks), as one process with batch x ranks (default: each rank's own).")
+    var syncBatchNorm: Bool?
 
     @Option(name: .customLong("sample-every"), help: "Steps between sample grids (0: only at the end).")
     var sampleEvery: Int = 1000
@@ -83,7 +84,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters.")
     var checkEvery: Int = 100
 
-    @Option(help: ArgumentHelp("Continue from the latest checkpoint in --out (alone), or from FILE.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Continue from the newest checkpoint in --out that loads (alone), or from FILE, with its model and optimizer settings (only --lr, the length, the outputs and the intervals may change).", valueName: "FILE"))
     var resume: String?
 
     @Option(help: instructionSetHelp)
@@ -115,7 +116,7 @@ struct Train: ParsableCommand {
         for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] {
             if let value, !(value >= 0 && value < 1) { throw ValidationError("\(name) must be in [0, 1), got \(value)") }
         }
-        if !(labelSmoothing >= 0 && labelSmoothing < 1) {
+        if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
         for (name, value) in [("--sample-every", sampleEvery), ("--checkpoint-every", checkpointEvery)] where value < 0 {
@@ -124,7 +125,7 @@ struct Train: ParsableCommand {
         for (name, value) in [("--log-every", logEvery), ("--check-every", checkEvery), ("--keep", keep)] where value <= 0 {
             throw ValidationError("\(name) must be a positive integer, got \(value)")
         }
-        if !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
+        if let dropout, !(dropout >= 0 && dropout < 1) { throw ValidationError("--dropout must be in [0, 1), got \(dropout)") }
         for (name, value) in [("--stall-timeout", stallTimeout), ("--max-loss", maxLoss)] where !(value > 0 && value.isFinite) {
             throw ValidationError("\(name) must be a positive number, got \(value)")
         }
@@ -143,23 +144,29 @@ struct Train: ParsableCommand {
         _ = try chooseInstructionSet(flag: isa)
     }
 
-    var ganConfiguration: GANConfiguration {
-        var c = GANConfiguration.defaults(for: model)
-        if let batchSize { c.batchSize = batchSize }
-        let rate = lr ?? c.generatorOptimizer.learningRate, b1 = beta1 ?? c.generatorOptimizer.beta1
-        c.generatorOptimizer = AdamConfig(learningRate: rate, beta1: b1, beta2: beta2)
-        c.discriminatorOptimizer = AdamConfig(learningRate: rate, beta1: b1, beta2: beta2)
-        c.labelSmoothing = labelSmoothing
-        c.noise = noise
-        if let updateScheme { c.updateScheme = updateScheme }
-        c.seed = seed
-        c.dropoutRate = dropout
-        c.synchronizedBatchNorm = syncBatchNorm
-        return c
+    /// The settings the flags give (nil: not given).
+    var configurationRequest: ConfigurationRequest {
+        var r = ConfigurationRequest()
+        r.model = model
+        r.batchSize = batchSize
+        r.learningRate = lr
+        r.beta1 = beta1
+        r.beta2 = beta2
+        r.seed = seed
+        r.labelSmoothing = labelSmoothing
+        r.noise = noise
+        r.updateScheme = updateScheme
+        r.dropoutRate = dropout
+        r.synchronizedBatchNorm = syncBatchNorm
+        return r
     }
 
-    var trainingOptions: TrainingOptions {
-        var o = TrainingOptions(outputDirectory: out ?? "runs/\(model.rawValue)")
+    /// The run folder: --out, else runs/MODEL.
+    var outputDirectory: String { out ?? "runs/\((model ?? .mlp).rawValue)" }
+
+    /// The schedule and outputs, for a run of `model`.
+    func trainingOptions(model: ModelKind) -> TrainingOptions {
+        var o = TrainingOptions(outputDirectory: outputDirectory)
         let defaultLength: TrainingLength = model == .dcgan ? .epochs(50) : .steps(20000)
         o.length = epochs.map(TrainingLength.epochs) ?? steps.map(TrainingLength.steps) ?? defaultLength
         o.logEvery = logEvery
@@ -167,7 +174,6 @@ struct Train: ParsableCommand {
         o.checkpointEvery = checkpointEvery
         o.checkEvery = checkEvery
         o.keep = keep
-        o.resume = resume.map { $0 == Train.latestCheckpoint ? .latest : .file($0) }
         o.profile = profile
         o.maxLoss = maxLoss
         o.exchange = exchange.options
@@ -183,10 +189,18 @@ struct Train: ParsableCommand {
         let communicator = try startMPI(stallTimeout: stallTimeout)
         // Ctrl-C, `kill`, Slurm's preemption: finish the step, checkpoint, exit 130 or 143.
         StopSignal.install()
-        let configuration = ganConfiguration
         let outcome: RunOutcome
         let progress = communicator.isRoot ? TerminalProgress(live: isatty(STDOUT_FILENO) != 0) : nil
         do {
+            // A resumed run's configuration is its checkpoint's, which rank 0 reads.
+            let plan = try resume.map { source in
+                try ResumePlan.make(source == Train.latestCheckpoint ? .latest : .file(source),
+                                    directory: outputDirectory + "/checkpoints", request: configurationRequest,
+                                    communicator: communicator)
+            }
+            let configuration = plan?.configuration ?? configurationRequest.fresh
+            var options = trainingOptions(model: configuration.model)
+            options.resume = plan
             let environment = ProcessInfo.processInfo.environment
             let directory = resolveDataDirectory(explicit: data, environment: environment)
             let shard = try MNISTShardData(directory: directory, configuration: configuration,
@@ -195,7 +209,7 @@ struct Train: ParsableCommand {
                                             threads: threads ?? Train.defaultThreads(environment: environment))
             var outputs: [TrainingOutput] = progress.map { [$0] } ?? []
             if let timeline { outputs.append(Timeline(path: timeline, communicator: communicator)) }
-            let run = try TrainingRun(configuration: configuration, options: trainingOptions, data: shard,
+            let run = try TrainingRun(configuration: configuration, options: options, data: shard,
                                       communicator: communicator, backend: backend, outputs: outputs)
             outcome = try run.run()
             try communicator.finalize()

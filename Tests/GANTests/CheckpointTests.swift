@@ -52,7 +52,10 @@ final class CheckpointTests: XCTestCase {
         options.logEvery = 1
         options.sampleEvery = 0
         options.checkpointEvery = checkpointEvery
-        options.resume = resume
+        options.resume = try resume.map {
+            try ResumePlan.make($0, directory: options.checkpointDirectory, request: ConfigurationRequest(configuration(model)),
+                                communicator: SingleProcessCommunicator())
+        }
         options.sampleCount = 4
         let run = try TrainingRun(configuration: configuration(model), options: options,
                                   data: SyntheticData(count: 40, batch: 8), communicator: SingleProcessCommunicator())
@@ -214,25 +217,90 @@ final class CheckpointTests: XCTestCase {
         _ = try run(out, steps: 2, checkpointEvery: 1)
         let newest = out + "/checkpoints/" + Checkpoint.fileName(step: 2)
         try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: newest))
-        var options = TrainingOptions(outputDirectory: out)
-        options.length = .steps(3)
-        options.sampleEvery = 0
-        options.resume = .latest
-        let resumed = try TrainingRun(configuration: configuration(), options: options, data: SyntheticData(count: 40, batch: 8),
-                                      communicator: SingleProcessCommunicator())
-        let (path, step, skipped) = try resumed.restoreNewestLoadable()
+        let request = ConfigurationRequest(configuration())
+        let plan = try ResumePlan.find(.latest, directory: out + "/checkpoints", request: request, ranks: 1)
+        let (path, skipped) = (plan.path, plan.skipped)
         XCTAssertEqual(path, out + "/checkpoints/" + Checkpoint.fileName(step: 1))
-        XCTAssertEqual(step, 1)
+        XCTAssertEqual(plan.configuration, configuration())
+        XCTAssertEqual(plan.notes, [])
         XCTAssertEqual(skipped.map(\.path), [newest])
         XCTAssert(skipped[0].reason.contains("safetensors"), skipped[0].reason)
 
         try Data("not one either".utf8).write(to: URL(fileURLWithPath: path))
-        XCTAssertThrowsError(try resumed.restoreNewestLoadable()) { error in
+        XCTAssertThrowsError(try ResumePlan.find(.latest, directory: out + "/checkpoints", request: request, ranks: 1)) { error in
             guard case let .noLoadableCheckpointIn(folder, skipped) = error as? CheckpointError else { return XCTFail("\(error)") }
             XCTAssertEqual(folder, out + "/checkpoints")
             XCTAssertEqual(skipped.map(\.path), [newest, path])
             XCTAssert("\(error)".hasPrefix("--resume found 2 checkpoint(s) in \(folder), and none loads (step-00000002.safetensors: "),
                       "\(error)")
         }
+    }
+
+    /// A resumed run takes its checkpoint's settings: flags not given are the checkpoint's (not
+    /// the defaults), a given one that differs is refused by name, --lr changes with a warning,
+    /// another rank count is noted.
+    func testResumeTakesTheCheckpointsSettings() throws {
+        let out = directory + "/settings"
+        var written = configuration(.dcgan)
+        written.generatorOptimizer.beta1 = 0.9
+        written.discriminatorOptimizer.beta1 = 0.9
+        written.seed = 11
+        written.batchSize = 2
+        let trainer = GANTrainer(configuration: written, communicator: SingleProcessCommunicator())
+        try trainer.initializeParameters()
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let path = out + "/" + Checkpoint.fileName(step: 4)
+        try Checkpoint.save(trainer, step: 4, to: path)
+
+        // Nothing given: the checkpoint's settings, β₁ 0.9 among them (the default would be 0.5).
+        let plan = try ResumePlan.find(.latest, directory: out, request: ConfigurationRequest(), ranks: 1)
+        XCTAssertEqual(plan.configuration, written)
+        XCTAssertEqual(plan.notes, [])
+        // The same values given: accepted.
+        XCTAssertEqual(try ResumePlan.find(.file(path), directory: out, request: ConfigurationRequest(written), ranks: 1).configuration,
+                       written)
+        // Each setting that may not change, changed: refused, naming the flag.
+        let changes: [(String, String, String, (inout ConfigurationRequest) -> Void)] = [
+            ("--model", "dcgan", "mlp", { $0.model = .mlp }),
+            ("--batch-size", "2", "64", { $0.batchSize = 64 }),
+            ("--beta1", "0.9", "0.5", { $0.beta1 = 0.5 }),
+            ("--beta2", "0.999", "0.99", { $0.beta2 = 0.99 }),
+            ("--seed", "11", "0", { $0.seed = 0 }),
+            ("--label-smoothing", "0.0", "0.1", { $0.labelSmoothing = 0.1 }),
+            ("--noise", "normal", "uniform", { $0.noise = .uniform }),
+            ("--update-scheme", "simultaneous", "alternating", { $0.updateScheme = .alternating }),
+            ("--dropout", "0.3", "0.0", { $0.dropoutRate = 0 }),
+            ("--sync-bn", "false", "true", { $0.synchronizedBatchNorm = true }),
+        ]
+        for (flag, stored, requested, change) in changes {
+            var request = ConfigurationRequest()
+            change(&request)
+            XCTAssertThrowsError(try ResumePlan.find(.latest, directory: out, request: request, ranks: 1)) { error in
+                XCTAssertEqual(error as? CheckpointError,
+                               .settingChanged(path: path, flag: flag, stored: stored, requested: requested), flag)
+            }
+        }
+        var beta = ConfigurationRequest()
+        beta.beta1 = 0.5
+        XCTAssertThrowsError(try ResumePlan.find(.latest, directory: out, request: beta, ranks: 1)) { error in
+            XCTAssertEqual("\(error)", "--beta1 0.5 differs from the checkpoint's 0.9 (\(path)): a resumed run keeps its model and "
+                + "optimizer settings (only --lr, the length, the outputs and the intervals may change); drop --beta1, "
+                + "or start a new run in another --out folder")
+        }
+        // The learning rate may change, with a warning; another rank count is noted.
+        var faster = ConfigurationRequest()
+        faster.learningRate = 2e-4
+        let changed = try ResumePlan.find(.latest, directory: out, request: faster, ranks: 4)
+        XCTAssertEqual(changed.configuration.generatorOptimizer.learningRate, 2e-4)
+        XCTAssertEqual(changed.configuration.discriminatorOptimizer.learningRate, 2e-4)
+        XCTAssertEqual(changed.notes, [.learningRateChanged(from: 1e-4, to: 2e-4), .rankCountChanged(from: 1, to: 4, batchSize: 2)])
+        XCTAssertEqual(changed.notes.map(\.description), [
+            "warning: --lr 0.0002 replaces the checkpoint's learning rate 0.0001 for both networks from here",
+            "resuming on 4 ranks from a checkpoint of 1: each rank's shard, so the data order, changes from here, and the "
+                + "global batch is 8 (was 2); the run is no longer bit-identical to an uninterrupted one",
+        ])
+        // Through the communicator: the same plan.
+        XCTAssertEqual(try ResumePlan.make(.latest, directory: out, request: faster, communicator: SingleProcessCommunicator()),
+                       try ResumePlan.find(.latest, directory: out, request: faster, ranks: 1))
     }
 }

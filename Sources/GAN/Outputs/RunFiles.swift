@@ -38,8 +38,9 @@ public enum EventText {
                 + "\(r.stepsPerEpoch) steps/epoch, steps \(r.firstStep)..<\(r.totalSteps), G \(r.generatorParameters) + "
                 + "D \(r.discriminatorParameters) parameters, scheme \(c.updateScheme.rawValue), \(r.threads) thread(s) per rank"
                 + (r.ranks > 1 ? ", gradients " + exchange(r.exchange) : "")
-        case let .resumed(path, step, skipped):
-            return (skipped.map { "gantry: skipped \($0.path): \($0.reason)" } + ["gantry: resuming from \(path) at step \(step)"])
+        case let .resumed(path, step, skipped, notes):
+            return (skipped.map { "gantry: skipped \($0.path): \($0.reason)" } + ["gantry: resuming from \(path) at step \(step)"]
+                    + notes.map { "gantry: \($0.description)" })
                 .joined(separator: "\n")
         case let .interval(s):
             return ([progress(s)] + (s.profile ?? []).map(profile)).joined(separator: "\n")

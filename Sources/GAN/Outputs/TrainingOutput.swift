@@ -22,8 +22,9 @@ extension TrainingOutput {
 public enum TrainingEvent: Sendable {
     /// Parameters are initialized or restored; the first step is next.
     case started(RunDescription)
-    /// Rank 0 restored a checkpoint (before `started`), passing over `skipped` newer ones.
-    case resumed(path: String, step: Int, skipped: [SkippedCheckpoint])
+    /// Rank 0 restored a checkpoint (before `started`), passing over `skipped` newer ones;
+    /// `notes`: what the resumed run changes (the learning rate, the ranks).
+    case resumed(path: String, step: Int, skipped: [SkippedCheckpoint], notes: [ResumeNote])
     /// A log interval ended: means over its steps and over all ranks.
     case interval(IntervalSummary)
     /// Rank 0 wrote a checkpoint or a sample grid.

@@ -1,0 +1,198 @@
+import Distributed
+import Foundation
+import Optim
+
+/// The configuration settings a user asked for: nil where a flag was not given. A new run fills
+/// the rest from the model's defaults; a resumed run takes them from its checkpoint, and a
+/// given setting must agree with it, unless it may change mid-run (the learning rate).
+public struct ConfigurationRequest: Sendable, Equatable {
+    public var model: ModelKind?
+    public var batchSize: Int?
+    public var learningRate: Float?
+    public var beta1: Float?
+    public var beta2: Float?
+    public var seed: UInt64?
+    public var labelSmoothing: Float?
+    public var noise: NoiseDistribution?
+    public var updateScheme: UpdateScheme?
+    public var dropoutRate: Float?
+    public var synchronizedBatchNorm: Bool?
+
+    public init() {}
+
+    /// Every setting of `c` given: a resumed run must match them all, the learning rate too.
+    public init(_ c: GANConfiguration) {
+        model = c.model
+        batchSize = c.batchSize
+        learningRate = c.generatorOptimizer.learningRate
+        beta1 = c.generatorOptimizer.beta1
+        beta2 = c.generatorOptimizer.beta2
+        seed = c.seed
+        labelSmoothing = c.labelSmoothing
+        noise = c.noise
+        updateScheme = c.updateScheme
+        dropoutRate = c.dropoutRate
+        synchronizedBatchNorm = c.synchronizedBatchNorm
+    }
+
+    /// A new run's configuration: the model's defaults (the MLP's when no model is given), with
+    /// every given setting applied.
+    public var fresh: GANConfiguration {
+        var c = GANConfiguration.defaults(for: model ?? .mlp)
+        apply(to: &c)
+        return c
+    }
+
+    private func apply(to c: inout GANConfiguration) {
+        if let batchSize { c.batchSize = batchSize }
+        for optimizer in [\GANConfiguration.generatorOptimizer, \.discriminatorOptimizer] {
+            if let learningRate { c[keyPath: optimizer].learningRate = learningRate }
+            if let beta1 { c[keyPath: optimizer].beta1 = beta1 }
+            if let beta2 { c[keyPath: optimizer].beta2 = beta2 }
+        }
+        if let seed { c.seed = seed }
+        if let labelSmoothing { c.labelSmoothing = labelSmoothing }
+        if let noise { c.noise = noise }
+        if let updateScheme { c.updateScheme = updateScheme }
+        if let dropoutRate { c.dropoutRate = dropoutRate }
+        if let synchronizedBatchNorm { c.synchronizedBatchNorm = synchronizedBatchNorm }
+    }
+
+    /// A resumed run's configuration: `stored` (the checkpoint's at `path`), with the learning
+    /// rate changed if one is given (and a note saying so). Any other given setting must equal
+    /// the stored one: a resumed run keeps its model and optimizer settings.
+    public func resumed(from stored: GANConfiguration, path: String) throws -> (GANConfiguration, [ResumeNote]) {
+        func check<T: Equatable>(_ flag: String, _ requested: T?, _ kept: T) throws {
+            if let requested, requested != kept {
+                throw CheckpointError.settingChanged(path: path, flag: flag, stored: "\(kept)", requested: "\(requested)")
+            }
+        }
+        try check("--model", model?.rawValue, stored.model.rawValue)
+        try check("--batch-size", batchSize, stored.batchSize)
+        try check("--beta1", beta1, stored.generatorOptimizer.beta1)
+        try check("--beta2", beta2, stored.generatorOptimizer.beta2)
+        try check("--seed", seed, stored.seed)
+        try check("--label-smoothing", labelSmoothing, stored.labelSmoothing)
+        try check("--noise", noise?.rawValue, stored.noise.rawValue)
+        try check("--update-scheme", updateScheme?.rawValue, stored.updateScheme.rawValue)
+        try check("--dropout", dropoutRate, stored.dropoutRate)
+        try check("--sync-bn", synchronizedBatchNorm, stored.synchronizedBatchNorm)
+        var c = stored, notes: [ResumeNote] = []
+        if let learningRate, learningRate != stored.generatorOptimizer.learningRate {
+            notes.append(.learningRateChanged(from: stored.generatorOptimizer.learningRate, to: learningRate))
+            c.generatorOptimizer.learningRate = learningRate
+            c.discriminatorOptimizer.learningRate = learningRate
+        }
+        return (c, notes)
+    }
+}
+
+/// What a resumed run does differently from the run that wrote its checkpoint.
+public enum ResumeNote: Sendable, Equatable {
+    /// `--lr` differs from the checkpoint's: both networks continue at `to`.
+    case learningRateChanged(from: Float, to: Float)
+    /// Another number of ranks: the shards, so the data order, change (and the global batch,
+    /// the per-rank batch times the ranks).
+    case rankCountChanged(from: Int, to: Int, batchSize: Int)
+
+    public var description: String {
+        switch self {
+        case let .learningRateChanged(from, to):
+            return "warning: --lr \(to) replaces the checkpoint's learning rate \(from) for both networks from here"
+        case let .rankCountChanged(from, to, batch):
+            return "resuming on \(to) rank\(to == 1 ? "" : "s") from a checkpoint of \(from): each rank's shard, so the data order, "
+                + "changes from here, and the global batch is \(batch * to) (was \(batch * from)); the run is no longer "
+                + "bit-identical to an uninterrupted one"
+        }
+    }
+}
+
+/// Where a resumed run starts: the checkpoint, the configuration it runs with, and what it
+/// passed over and changes. Made by rank 0, which alone reads the folder (other hosts may not
+/// see it), and sent to every rank.
+public struct ResumePlan: Sendable, Equatable {
+    public var path: String
+    public var configuration: GANConfiguration
+    public var skipped: [SkippedCheckpoint]
+    public var notes: [ResumeNote]
+
+    /// Rank 0 finds the checkpoint (`source`: a file, or the newest of `directory` that loads,
+    /// passing over damaged ones), checks `request` against its configuration, and broadcasts
+    /// the plan. A collective. Errors on rank 0 end the job there (the CLI aborts it).
+    public static func make(_ source: ResumeSource, directory: String, request: ConfigurationRequest,
+                            communicator: Communicator) throws -> ResumePlan {
+        var text = ""
+        if communicator.isRoot {
+            let plan = try find(source, directory: directory, request: request, ranks: communicator.size)
+            text = String(decoding: try JSONEncoder().encode(Wire(plan)), as: UTF8.self)
+        }
+        let received = try communicator.broadcast(text, root: 0)
+        return try JSONDecoder().decode(Wire.self, from: Data(received.utf8)).plan
+    }
+
+    /// Rank 0's part: each candidate, newest first, until one loads whole into a model of its
+    /// configuration. A changed setting or another model's checkpoint stops at once (every
+    /// older checkpoint of the folder would be the same).
+    static func find(_ source: ResumeSource, directory: String, request: ConfigurationRequest, ranks: Int) throws -> ResumePlan {
+        let candidates: [String]
+        switch source {
+        case .file(let path): candidates = [path]
+        case .latest:
+            candidates = Checkpoint.all(in: directory).reversed()
+            guard !candidates.isEmpty else { throw CheckpointError.noCheckpointIn(directory: directory) }
+        }
+        var skipped: [SkippedCheckpoint] = []
+        for path in candidates {
+            do {
+                let stored = try Checkpoint.configuration(at: path)
+                let (configuration, notes) = try request.resumed(from: stored, path: path)
+                // Load it whole (every tensor's checksum) into a model of that configuration.
+                let trial = GANTrainer(configuration: configuration, communicator: SingleProcessCommunicator())
+                _ = try Checkpoint.restore(trial, from: path)
+                let written = try Checkpoint.ranks(at: path) ?? ranks
+                let moved = written == ranks ? [] : [ResumeNote.rankCountChanged(from: written, to: ranks, batchSize: configuration.batchSize)]
+                return ResumePlan(path: path, configuration: configuration, skipped: skipped, notes: notes + moved)
+            } catch let error as CheckpointError {
+                switch error {
+                case .incompatible, .settingChanged: throw error
+                default:
+                    if case .file = source { throw error }
+                    skipped.append(SkippedCheckpoint(path: path, reason: "\(error)"))
+                }
+            } catch {
+                if case .file = source { throw error }
+                skipped.append(SkippedCheckpoint(path: path, reason: "\(error)"))
+            }
+        }
+        throw CheckpointError.noLoadableCheckpointIn(directory: directory, skipped: skipped)
+    }
+
+    /// The plan as JSON, to broadcast.
+    private struct Wire: Codable {
+        var path: String
+        var configuration: GANConfiguration
+        var skipped: [[String]]
+        var learningRate: [Float]?
+        var ranks: [Int]?
+
+        init(_ plan: ResumePlan) {
+            path = plan.path
+            configuration = plan.configuration
+            skipped = plan.skipped.map { [$0.path, $0.reason] }
+            for note in plan.notes {
+                switch note {
+                case let .learningRateChanged(from, to): learningRate = [from, to]
+                case let .rankCountChanged(from, to, batch): ranks = [from, to, batch]
+                }
+            }
+        }
+
+        var plan: ResumePlan {
+            var notes: [ResumeNote] = []
+            if let learningRate { notes.append(.learningRateChanged(from: learningRate[0], to: learningRate[1])) }
+            if let ranks { notes.append(.rankCountChanged(from: ranks[0], to: ranks[1], batchSize: ranks[2])) }
+            return ResumePlan(path: path, configuration: configuration,
+                              skipped: skipped.map { SkippedCheckpoint(path: $0[0], reason: $0[1]) }, notes: notes)
+        }
+    }
+}
