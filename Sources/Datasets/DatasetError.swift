@@ -13,6 +13,8 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
     case headerTruncated(path: String, size: Int)
     /// Fewer data bytes follow the header than it declares.
     case truncated(path: String, declared: String, expectedBytes: Int, availableBytes: Int)
+    /// More data bytes follow the header than it declares: a corrupt or mislabeled file.
+    case trailingBytes(path: String, declared: String, extraBytes: Int)
     /// The dimensions multiply past what fits in memory: a corrupt header.
     case implausibleSize(path: String, dimensions: [Int])
     /// The header declares no images or labels, or images of zero pixels.
@@ -52,6 +54,9 @@ public enum DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
         case let .truncated(path, declared, expectedBytes, availableBytes):
             return "\(path) is truncated: header declares \(declared) (\(expectedBytes) bytes) but only "
                 + "\(availableBytes) bytes follow; download or copy it again (launch/fetch-mnist)"
+        case let .trailingBytes(path, declared, extraBytes):
+            return "\(path) has \(extraBytes) byte\(extraBytes == 1 ? "" : "s") after the data its header declares "
+                + "(\(declared)): the header or the file is corrupt; download or copy it again (launch/fetch-mnist)"
         case let .implausibleSize(path, dimensions):
             return "\(path) declares dimensions \(dimensions.map(String.init).joined(separator: "x")), too large to be "
                 + "real; the header is corrupt, download or copy the file again"

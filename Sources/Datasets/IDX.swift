@@ -87,6 +87,12 @@ public struct IDXHeader: Sendable, Equatable {
         }
     }
 
+    /// Reads what is left of the file after the declared data: nothing, or the file is refused.
+    func expectEnd(of reader: CompressedFileReader) throws {
+        let extra = try reader.skipToEnd()
+        if extra > 0 { throw DatasetError.trailingBytes(path: path, declared: declaration, extraBytes: extra) }
+    }
+
     func truncated(availableBytes: Int) -> DatasetError {
         .truncated(path: path, declared: declaration, expectedBytes: dataByteCount, availableBytes: availableBytes)
     }
@@ -103,6 +109,7 @@ public enum IDX {
         try header.reportingTruncation {
             try bytes.withUnsafeMutableBytes { try reader.read(into: $0) }
         }
+        try header.expectEnd(of: reader)
         return (header, bytes)
     }
 

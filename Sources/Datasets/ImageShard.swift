@@ -127,5 +127,8 @@ public struct ImageShard: Sendable {
         if rest < expectedRest {
             throw header.truncated(availableBytes: reader.offset - header.byteCount)
         }
+        if rest > expectedRest {
+            throw DatasetError.trailingBytes(path: header.path, declared: header.declaration, extraBytes: rest - expectedRest)
+        }
     }
 }

@@ -12,6 +12,10 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
     case noCheckpointIn(directory: String)
     case checksumMismatch(path: String, tensor: String, stored: String, computed: String)
     case noLoadableCheckpointIn(directory: String, skipped: [SkippedCheckpoint])
+    /// A tensor of the file has another shape than the model's (the same number of values).
+    case tensorShape(path: String, tensor: String, stored: [Int], expected: [Int])
+    /// The file holds tensors the model has no place for.
+    case extraTensors(path: String, names: [String])
     /// Saving refused: tensor `tensor` holds a NaN or an infinity (the run diverged).
     case nonFinite(path: String, tensor: String)
 
@@ -34,6 +38,12 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "--resume found \(skipped.count) checkpoint(s) in \(directory), and none loads ("
                 + skipped.map { "\(($0.path as NSString).lastPathComponent): \($0.reason)" }.joined(separator: "; ")
                 + "); pass a good checkpoint with --resume FILE, or drop --resume to start a new run"
+        case let .tensorShape(path, tensor, stored, expected):
+            return "checkpoint \(path): tensor \(tensor) has shape \(stored), the model expects \(expected); "
+                + "the checkpoint was written for another model configuration"
+        case let .extraTensors(path, names):
+            return "checkpoint \(path) holds tensors this model does not have (\(names.joined(separator: ", "))); "
+                + "the checkpoint was written for another model configuration or program"
         case let .nonFinite(path, tensor):
             return "not writing checkpoint \(path): tensor \(tensor) holds a NaN or an infinity (training diverged); "
                 + "the run stops, its earlier checkpoints are intact; lower --lr, or resume from one of them"
@@ -100,9 +110,14 @@ public enum Checkpoint {
         return encoder
     }
 
-    /// Copies tensor `name` into `destination` and checks its CRC-32 against the file's record
+    /// Copies tensor `name` (of `shape`) into `destination` and checks its CRC-32 against the file's record
     /// (required from format 2; files of format 1 have none).
-    static func load(_ name: String, from file: SafetensorsFile, into destination: UnsafeMutableBufferPointer<Float>) throws {
+    static func load(_ name: String, shape: [Int], from file: SafetensorsFile,
+                     into destination: UnsafeMutableBufferPointer<Float>) throws {
+        let info = try file.info(named: name)
+        if info.count == destination.count, info.shape != shape {
+            throw CheckpointError.tensorShape(path: file.path, tensor: name, stored: info.shape, expected: shape)
+        }
         try file.copyTensor(named: name, into: destination)
         let required = (file.metadata[formatKey].flatMap(Int.init) ?? 1) >= 2
         guard let stored = file.metadata[checksumKey(name)] else {
@@ -145,21 +160,26 @@ public enum Checkpoint {
         guard let stepText = file.metadata[stepKey], let step = Int(stepText) else {
             throw CheckpointError.notAGantryCheckpoint(path: path, missing: stepKey)
         }
+        var expected: Set<String> = []
         for (name, network, optimizer) in trainer.namedNetworks {
             for store in [network.parameters, network.state] {
                 let values = store.values
                 for entry in store.entries {
-                    try load("\(name).\(entry.name)", from: file,
+                    try load("\(name).\(entry.name)", shape: entry.shape, from: file,
                              into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
+                    expected.insert("\(name).\(entry.name)")
                 }
             }
-            try load("\(name).adam.m", from: file, into: optimizer.m)
-            try load("\(name).adam.v", from: file, into: optimizer.v)
+            try load("\(name).adam.m", shape: [optimizer.count], from: file, into: optimizer.m)
+            try load("\(name).adam.v", shape: [optimizer.count], from: file, into: optimizer.v)
+            expected.formUnion(["\(name).adam.m", "\(name).adam.v"])
             guard let steps = file.metadata["gantry.\(name).adam.steps"].flatMap(Int.init) else {
                 throw CheckpointError.notAGantryCheckpoint(path: path, missing: "gantry.\(name).adam.steps")
             }
             optimizer.stepCount = steps
         }
+        let extra = file.tensors.map(\.name).filter { !expected.contains($0) }
+        guard extra.isEmpty else { throw CheckpointError.extraTensors(path: path, names: extra) }
         return step
     }
 

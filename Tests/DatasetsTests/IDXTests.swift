@@ -139,6 +139,24 @@ final class IDXTests: XCTestCase {
             try load(images: idxBytes(dimensions: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], data: pixels), labels: labelFile,
                      in: directory)
         }
+        // Data past what the header declares: refused on every rank, raw or compressed.
+        for gzip in [false, true] {
+            for rank in 0..<2 {
+                assertThrows("\(imagesPath)\(gzip ? ".gz" : "") has 3 bytes after the data its header declares (5 images of 3x4): "
+                             + "the header or the file is corrupt; download or copy it again (launch/fetch-mnist)") {
+                    try load(images: images + [1, 2, 3], labels: labelFile, gzip: gzip, rank: rank, ranks: 2, in: directory)
+                }
+            }
+        }
+        assertThrows("\(labelsPath) has 1 byte after the data its header declares (5 labels): "
+                     + "the header or the file is corrupt; download or copy it again (launch/fetch-mnist)") {
+            _ = try IDX.read(path: { writeRaw(labelFile + [9], to: labelsPath); return labelsPath }(), kind: .labels)
+        }
+        // Unreadable: a folder where the file should be.
+        try FileManager.default.createDirectory(atPath: "\(directory)/folder", withIntermediateDirectories: true)
+        assertThrows("cannot open \(directory)/folder: it is a directory (give the path of a file inside it)") {
+            _ = try ImageShard(imagesPath: "\(directory)/folder", labelsPath: labelsPath, rank: 0, ranks: 1)
+        }
         assertThrows("cannot take the shard of rank 2 of 2 ranks; the rank must be in 0..<2") {
             try load(images: images, labels: labelFile, rank: 2, ranks: 2, in: directory)
         }

@@ -303,4 +303,57 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(try ResumePlan.make(.latest, directory: out, request: faster, communicator: SingleProcessCommunicator()),
                        try ResumePlan.find(.latest, directory: out, request: faster, ranks: 1))
     }
+
+    /// Rewrites the checkpoint at `path` with `edit` applied to its tensors (metadata kept).
+    func rewrite(_ path: String, _ edit: (inout [(name: String, shape: [Int], values: [Float])]) -> Void) throws {
+        let file = try SafetensorsFile(path: path)
+        var tensors = try file.tensors.map { info in (name: info.name, shape: info.shape, values: try file.tensor(named: info.name).values) }
+        edit(&tensors)
+        try Safetensors.write(path: path, tensors: tensors, metadata: file.metadata)
+    }
+
+    /// A tensor of another shape (the same number of values), and a tensor the model lacks:
+    /// each refused by name.
+    func testWrongShapesAndExtraTensorsAreRefusedByName() throws {
+        _ = try run(directory + "/a", steps: 1)
+        let path = directory + "/a/checkpoints/" + Checkpoint.fileName(step: 1)
+        let trainer = GANTrainer(configuration: configuration(), communicator: SingleProcessCommunicator())
+        let original = try Data(contentsOf: URL(fileURLWithPath: path))
+
+        try rewrite(path) { tensors in
+            let i = tensors.firstIndex { $0.name == "generator.0.kernel" }!
+            tensors[i].shape = tensors[i].shape.reversed()
+        }
+        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: path)) { error in
+            XCTAssertEqual("\(error)", "checkpoint \(path): tensor generator.0.kernel has shape [128, 100], the model expects "
+                + "[100, 128]; the checkpoint was written for another model configuration")
+        }
+
+        try original.write(to: URL(fileURLWithPath: path))
+        try rewrite(path) { $0.append((name: "generator.9.kernel", shape: [2], values: [1, 2])) }
+        XCTAssertThrowsError(try Checkpoint.restore(trainer, from: path)) { error in
+            XCTAssertEqual(error as? CheckpointError, .extraTensors(path: path, names: ["generator.9.kernel"]))
+            XCTAssertEqual("\(error)", "checkpoint \(path) holds tensors this model does not have (generator.9.kernel); "
+                + "the checkpoint was written for another model configuration or program")
+        }
+    }
+
+    /// Images of another size than the model's: one line naming the file and both sizes.
+    func testImagesOfAnotherSizeAreRefused() throws {
+        let folder = directory + "/small"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        func idx(_ magic: UInt32, _ dimensions: [UInt32], _ bytes: Int) -> Data {
+            var data = Data()
+            for word in [magic] + dimensions { withUnsafeBytes(of: word.bigEndian) { data.append(contentsOf: $0) } }
+            return data + Data(repeating: 1, count: bytes)
+        }
+        try idx(0x803, [4, 14, 14], 4 * 196).write(to: URL(fileURLWithPath: folder + "/train-images-idx3-ubyte"))
+        try idx(0x801, [4], 4).write(to: URL(fileURLWithPath: folder + "/train-labels-idx1-ubyte"))
+        var c = configuration()
+        c.batchSize = 2
+        XCTAssertThrowsError(try MNISTShardData(directory: folder, configuration: c, rank: 0, ranks: 1)) { error in
+            XCTAssertEqual("\(error)", "\(folder)/train-images-idx3-ubyte holds 14x14 images, but the model is built for 28x28: "
+                + "pass a --data folder of 28x28 images (MNIST, Fashion-MNIST)")
+        }
+    }
 }
