@@ -61,6 +61,8 @@ let package = Package(
             "GAN", "Datasets", "FileFormats", "Kernels", "Backends", "Distributed", "CCPUFeatures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),  // no -march: its first act is to check the CPU, which must not need AVX2 itself
+        // The file readers under libFuzzer (launch/fuzz); built plainly, it replays inputs.
+        .executableTarget(name: "gantry-fuzz", dependencies: ["Datasets", "FileFormats"]),
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
         .executableTarget(name: "gantry-mpi-tests", dependencies: ["GAN", "Distributed", "Kernels", "Backends", "NN"],
                           path: "Tests/MPI", swiftSettings: simd),

@@ -105,10 +105,7 @@ public enum IDX {
     public static func read(path: String, kind: IDXKind) throws -> (header: IDXHeader, bytes: [UInt8]) {
         let reader = try CompressedFileReader(path: path)
         let header = try IDXHeader(reading: reader, kind: kind)
-        var bytes = [UInt8](repeating: 0, count: header.dataByteCount)
-        try header.reportingTruncation {
-            try bytes.withUnsafeMutableBytes { try reader.read(into: $0) }
-        }
+        let bytes = try header.reportingTruncation { try reader.read(count: header.dataByteCount) }
         try header.expectEnd(of: reader)
         return (header, bytes)
     }

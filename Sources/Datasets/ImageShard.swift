@@ -62,10 +62,8 @@ public struct ImageShard: Sendable {
         }
         let range = try shardRange(count: imageHeader.count, rank: rank, ranks: ranks)
 
-        var labels = [UInt8](repeating: 0, count: range.count)
-        try labels.withUnsafeMutableBytes { try ImageShard.readSlice(range, of: labelHeader, from: labelReader, into: $0) }
-        var pixels = [UInt8](repeating: 0, count: range.count * imageHeader.bytesPerExample)
-        try pixels.withUnsafeMutableBytes { try ImageShard.readSlice(range, of: imageHeader, from: imageReader, into: $0) }
+        let labels = try ImageShard.readSlice(range, of: labelHeader, from: labelReader)
+        let pixels = try ImageShard.readSlice(range, of: imageHeader, from: imageReader)
 
         self.rank = rank
         self.ranks = ranks
@@ -110,17 +108,15 @@ public struct ImageShard: Sendable {
         }
     }
 
-    /// Reads the examples `range` of the file behind `reader` (positioned after `header`) into
-    /// `destination` (`range.count` examples), then reads to the end of the file to prove the
-    /// rest is there and intact. Decompresses straight into `destination`: the examples before
-    /// and after the range pass through a 64 KiB sink.
-    private static func readSlice(_ range: Range<Int>, of header: IDXHeader, from reader: CompressedFileReader,
-                                  into destination: UnsafeMutableRawBufferPointer) throws {
+    /// Reads the examples `range` of the file behind `reader` (positioned after `header`), then
+    /// reads to the end of the file to prove the rest is there and intact (and nothing more).
+    /// The examples before and after the range pass through a 64 KiB sink; memory for the range
+    /// grows with the bytes the file really holds, whatever its header declares.
+    private static func readSlice(_ range: Range<Int>, of header: IDXHeader, from reader: CompressedFileReader) throws -> [UInt8] {
         let exampleBytes = header.bytesPerExample
-        precondition(destination.count == range.count * exampleBytes, "the slice's buffer has the wrong size")
-        try header.reportingTruncation {
+        let bytes = try header.reportingTruncation {
             try reader.skip(bytes: range.lowerBound * exampleBytes)
-            try reader.read(into: destination)
+            return try reader.read(count: range.count * exampleBytes)
         }
         let rest = try reader.skipToEnd()
         let expectedRest = (header.count - range.upperBound) * exampleBytes
@@ -130,5 +126,6 @@ public struct ImageShard: Sendable {
         if rest > expectedRest {
             throw DatasetError.trailingBytes(path: header.path, declared: header.declaration, extraBytes: rest - expectedRest)
         }
+        return bytes
     }
 }

@@ -63,6 +63,26 @@ public final class CompressedFileReader {
         }
     }
 
+    /// Reads the next `count` bytes. Memory grows with the bytes actually read (by at most
+    /// 16 MiB at a time), so a corrupt size in a header cannot make it allocate gigabytes for a
+    /// small file.
+    ///
+    /// Throws `FileError.truncated` when fewer bytes are left, as `read(into:)`.
+    public func read(count: Int) throws -> [UInt8] {
+        let start = offset, step = 16 << 20
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(min(count, step))
+        while bytes.count < count {
+            let want = min(count - bytes.count, step), had = bytes.count
+            bytes += [UInt8](repeating: 0, count: want)  // zero-filled at memset speed, also unoptimized
+            let got = try bytes.withUnsafeMutableBytes { try readAvailable(into: UnsafeMutableRawBufferPointer(rebasing: $0[had...])) }
+            if got < want {
+                throw FileError.truncated(path: path, offset: start, requested: count, available: had + got)
+            }
+        }
+        return bytes
+    }
+
     /// Reads up to `buffer.count` bytes and returns how many were read; fewer than requested
     /// only at the end of the file.
     public func readAvailable(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {

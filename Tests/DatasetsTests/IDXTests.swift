@@ -152,6 +152,13 @@ final class IDXTests: XCTestCase {
                      + "the header or the file is corrupt; download or copy it again (launch/fetch-mnist)") {
             _ = try IDX.read(path: { writeRaw(labelFile + [9], to: labelsPath); return labelsPath }(), kind: .labels)
         }
+        // A header declaring two billion labels in a 20-byte file: truncated, found without
+        // allocating the 2 GB it declares (libFuzzer's first find: memory grows with what is read).
+        assertThrows("\(labelsPath) is truncated: header declares 2147543648 labels (2147543648 bytes) but only 12 bytes follow; "
+                     + "download or copy it again (launch/fetch-mnist)") {
+            writeRaw([0, 0, 8, 1, 0x80, 0, 0xEA, 0x60] + [UInt8](repeating: 1, count: 12), to: labelsPath)
+            _ = try IDX.read(path: labelsPath, kind: .labels)
+        }
         // Unreadable: a folder where the file should be.
         try FileManager.default.createDirectory(atPath: "\(directory)/folder", withIntermediateDirectories: true)
         assertThrows("cannot open \(directory)/folder: it is a directory (give the path of a file inside it)") {
