@@ -33,47 +33,34 @@ func registerTrainingChecks(into harness: inout Harness) {
     let drifting = configuration(.mlp) { $0.batchSize = 4 }
     harness.add("the drift detector stops the run, naming the rank that differs: last rank nudged after step 1, "
                 + "--check-every 2 (mlp, batch 4)") { check in
-        let comm = check.comm, last = comm.size - 1
-        let folder = try temporaryRunFolder(comm)
-        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
-        var options = TrainingOptions(outputDirectory: folder)
-        options.length = .steps(6)
-        options.logEvery = 1
-        options.checkEvery = 2
+        let last = check.comm.size - 1
         let nudger = NudgeAfterFirstStep(onRank: last)
-        let run = try TrainingRun(configuration: drifting, options: options,
-                                  data: SyntheticData(batchSize: drifting.batchSize, pixels: drifting.pixelCount, rank: comm.rank),
-                                  communicator: comm, outputs: [nudger])
-        nudger.trainer = run.trainer
-        do {
-            try run.run()
-            check.expect(comm.size == 1, "the run ended normally with rank \(last) holding other parameters")
-        } catch let error as TrainingError {
-            check.expect(error == .replicasDiverged(step: 2, ranks: [last]), "stopped with \(error)")
+        try withRun(check, drifting, outputs: [nudger], { $0.logEvery = 1; $0.checkEvery = 2 }) { run, _ in
+            nudger.trainer = run.trainer
+            do {
+                try run.run()
+                check.expect(check.comm.size == 1, "the run ended normally with rank \(last) holding other parameters")
+            } catch let error as TrainingError {
+                check.expect(error == .replicasDiverged(step: 2, ranks: [last]), "stopped with \(error)")
+            }
         }
     }
 
     let stopping = configuration(.mlp) { $0.batchSize = 4 }
     harness.add("a stop request on the last rank only, during step 2: every rank stops after step 2, rank 0 checkpoints it (mlp, batch 4)") { check in
         let comm = check.comm, last = comm.size - 1
-        let folder = try temporaryRunFolder(comm)
-        defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
-        var options = TrainingOptions(outputDirectory: folder)
-        options.length = .steps(6)
-        options.checkpointEvery = 0
-        options.sampleEvery = 0
         var requests = 0
-        let run = try TrainingRun(configuration: stopping, options: options,
-                                  data: SyntheticData(batchSize: stopping.batchSize, pixels: stopping.pixelCount, rank: comm.rank),
-                                  communicator: comm, stopRequest: {
-                                      requests += 1
-                                      return comm.rank == last && requests >= 2 ? SIGTERM : nil
-                                  })
-        let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: 2)
-        let outcome = try run.run()
-        check.expect(outcome == .stopped(RunStop(signal: SIGTERM, step: 2, checkpoint: path, outputDirectory: folder)),
-                     "ended with \(outcome)")
-        if comm.isRoot { check.expect(Checkpoint.all(in: options.checkpointDirectory) == [path], "no checkpoint of step 2 alone") }
+        let request = { () -> Int32? in
+            requests += 1
+            return comm.rank == last && requests >= 2 ? SIGTERM : nil
+        }
+        try withRun(check, stopping, stopRequest: request, { $0.checkpointEvery = 0; $0.sampleEvery = 0 }) { run, options in
+            let path = options.checkpointDirectory + "/" + Checkpoint.fileName(step: 2)
+            let outcome = try run.run()
+            check.expect(outcome == .stopped(RunStop(signal: SIGTERM, step: 2, checkpoint: path, outputDirectory: options.outputDirectory)),
+                         "ended with \(outcome)")
+            if comm.isRoot { check.expect(Checkpoint.all(in: options.checkpointDirectory) == [path], "no checkpoint of step 2 alone") }
+        }
     }
 
     // Overlapped buckets sum what one all-reduce of the whole buffer sums, element by element:
@@ -250,6 +237,23 @@ final class SyntheticData: TrainingData {
     func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>) {
         destination.update(from: images, count: images.count)
     }
+}
+
+/// A 6-step run of `c` on synthetic data (different on each rank) in a fresh folder, with
+/// `edit`'s options, handed to `body` and removed after.
+private func withRun(_ check: CheckContext, _ c: GANConfiguration, outputs: [TrainingOutput] = [],
+                     stopRequest: @escaping () -> Int32? = { nil }, _ edit: (inout TrainingOptions) -> Void,
+                     body: (TrainingRun, TrainingOptions) throws -> Void) throws {
+    let comm = check.comm
+    let folder = try temporaryRunFolder(comm)
+    defer { if comm.isRoot { try? FileManager.default.removeItem(atPath: folder) } }
+    var options = TrainingOptions(outputDirectory: folder)
+    options.length = .steps(6)
+    edit(&options)
+    let run = try TrainingRun(configuration: c, options: options,
+                              data: SyntheticData(batchSize: c.batchSize, pixels: c.pixelCount, rank: comm.rank),
+                              communicator: comm, outputs: outputs, stopRequest: stopRequest)
+    try body(run, options)
 }
 
 /// A fresh folder for a run's outputs, named by rank 0 and the same on every rank.
