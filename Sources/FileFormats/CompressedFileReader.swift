@@ -63,17 +63,16 @@ public final class CompressedFileReader {
         }
     }
 
-    /// Reads the next `count` bytes. Memory grows with the bytes actually read (by at most
-    /// 16 MiB at a time), so a corrupt size in a header cannot make it allocate gigabytes for a
-    /// small file.
+    /// Reads the next `count` bytes. Memory grows with the bytes actually read (doubling from
+    /// 64 KiB, by at most 16 MiB at a time), so a corrupt size in a header cannot make a small
+    /// file allocate gigabytes.
     ///
     /// Throws `FileError.truncated` when fewer bytes are left, as `read(into:)`.
     public func read(count: Int) throws -> [UInt8] {
-        let start = offset, step = 16 << 20
+        let start = offset
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(min(count, step))
         while bytes.count < count {
-            let want = min(count - bytes.count, step), had = bytes.count
+            let want = min(count - bytes.count, max(64 << 10, min(bytes.count, 16 << 20))), had = bytes.count
             bytes += [UInt8](repeating: 0, count: want)  // zero-filled at memset speed, also unoptimized
             let got = try bytes.withUnsafeMutableBytes { try readAvailable(into: UnsafeMutableRawBufferPointer(rebasing: $0[had...])) }
             if got < want {
