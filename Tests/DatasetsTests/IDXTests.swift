@@ -139,6 +139,12 @@ final class IDXTests: XCTestCase {
             try load(images: idxBytes(dimensions: [0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], data: pixels), labels: labelFile,
                      in: directory)
         }
+        // 2^48 bytes: no overflow, yet past any real data set.
+        assertThrows("\(imagesPath) declares dimensions 65536x65536x65536, too large to be real; "
+                     + "the header is corrupt, download or copy the file again") {
+            try load(images: idxBytes(dimensions: [1 << 16, 1 << 16, 1 << 16], data: pixels), labels: labelFile,
+                     in: directory)
+        }
         // Data past what the header declares: refused on every rank, raw or compressed.
         for gzip in [false, true] {
             for rank in 0..<2 {
@@ -163,6 +169,22 @@ final class IDXTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: "\(directory)/folder", withIntermediateDirectories: true)
         assertThrows("cannot open \(directory)/folder: it is a directory (give the path of a file inside it)") {
             _ = try ImageShard(imagesPath: "\(directory)/folder", labelsPath: labelsPath, rank: 0, ranks: 1)
+        }
+        // Tests may run as root, whom chmod 000 does not stop: a file whose read(2) fails for
+        // root too (/proc/self/mem at offset 0, never mapped: EIO), and chmod 000 for others.
+        #if os(Linux)
+        assertThrows("cannot read /proc/self/mem: Input/output error (check the disk and that the file was not "
+                     + "replaced while being read)") {
+            _ = try ImageShard(imagesPath: "/proc/self/mem", labelsPath: labelsPath, rank: 0, ranks: 1)
+        }
+        #endif
+        if geteuid() != 0 {
+            let locked = "\(directory)/locked"
+            writeRaw(images, to: locked)
+            XCTAssertEqual(chmod(locked, 0), 0)
+            assertThrows("cannot open \(locked): permission denied (make the file readable, e.g. chmod u+r \(locked))") {
+                _ = try ImageShard(imagesPath: locked, labelsPath: labelsPath, rank: 0, ranks: 1)
+            }
         }
         assertThrows("cannot take the shard of rank 2 of 2 ranks; the rank must be in 0..<2") {
             try load(images: images, labels: labelFile, rank: 2, ranks: 2, in: directory)
