@@ -144,6 +144,75 @@ final class CheckpointTests: XCTestCase {
         }
     }
 
+    /// Each bad checkpoint is refused by `restore` with one line naming the file, the problem
+    /// and what to do. (Also: the tests around this one; the file format's own cases in
+    /// SafetensorsTests.)
+    func testEachBadCheckpointHasItsOwnMessage() throws {
+        _ = try run(directory + "/a", steps: 1)
+        let good = directory + "/a/checkpoints/" + Checkpoint.fileName(step: 1)
+        let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: good)))
+        let headerLength = bytes[0..<8].enumerated().reduce(0) { $0 | Int($1.element) << (8 * $1.offset) }
+        let names = try SafetensorsFile(path: good).tensors.map(\.name)
+        func write(_ bytes: [UInt8], _ name: String) throws -> String {
+            try Data(bytes).write(to: URL(fileURLWithPath: directory + "/" + name))
+            return directory + "/" + name
+        }
+        func assertRefused(_ path: String, _ message: String, configuration: GANConfiguration? = nil, line: UInt = #line) {
+            let trainer = GANTrainer(configuration: configuration ?? self.configuration(), communicator: SingleProcessCommunicator())
+            XCTAssertThrowsError(try Checkpoint.restore(trainer, from: path), line: line) { error in
+                XCTAssertEqual("\(error)", message, line: line)
+                XCTAssertFalse("\(error)".contains("\n"), "error spans several lines", line: line)
+            }
+        }
+
+        // Not safetensors: the first 8 bytes, read as the header length, give a huge one.
+        var path = try write(Array("not a checkpoint".utf8), "notes.safetensors")
+        assertRefused(path, "checkpoint \(path) declares a 7521891404167278446-byte header but the file has only 16 bytes; "
+            + "it is truncated or not a safetensors file, use another checkpoint")
+        // Cut inside the data: the last tensor runs past the end.
+        path = try write(Array(bytes.dropLast(4)), "cut.safetensors")
+        let last = try SafetensorsFile(path: good).info(named: names.last!)
+        assertRefused(path, "checkpoint \(path): tensor \(names.last!) has data offsets [\(last.byteRange.lowerBound), "
+            + "\(last.byteRange.upperBound)] outside the \(last.byteRange.upperBound - 4)-byte data section; "
+            + "the file is truncated or corrupt, use another checkpoint")
+        // Cut inside the header: its length runs past the end.
+        path = try write(Array(bytes.prefix(100)), "short.safetensors")
+        assertRefused(path, "checkpoint \(path) declares a \(headerLength)-byte header but the file has only 100 bytes; "
+            + "it is truncated or not a safetensors file, use another checkpoint")
+        // Header JSON damaged.
+        var damaged = bytes
+        damaged[8] = UInt8(ascii: "(")
+        path = try write(damaged, "json.safetensors")
+        assertRefused(path, "checkpoint \(path): the \(headerLength)-byte header is not valid JSON; "
+            + "the file is corrupt or not a safetensors file, use another checkpoint")
+
+        // A tensor missing; a tensor of another size (another shape of the same size: below).
+        path = try write(bytes, "missing.safetensors")
+        try rewrite(path) { $0.removeAll { $0.name == "discriminator.2.bias" } }
+        assertRefused(path, "checkpoint \(path) has no tensor discriminator.2.bias (it has: "
+            + names.filter { $0 != "discriminator.2.bias" }.joined(separator: ", ")
+            + "); the checkpoint was written for another model configuration")
+        path = try write(bytes, "resized.safetensors")
+        try rewrite(path) { tensors in
+            tensors = tensors.map { $0.name == "discriminator.2.bias" ? ($0.name, [2], [0, 0]) : $0 }
+        }
+        assertRefused(path, "checkpoint \(path): tensor discriminator.2.bias has 2 values, the model expects 1; "
+            + "the checkpoint was written for another model configuration")
+
+        // Another model's checkpoint, and one of another image size.
+        let dcgan = GANTrainer(configuration: configuration(.dcgan), communicator: SingleProcessCommunicator())
+        try dcgan.initializeParameters()
+        path = directory + "/dcgan.safetensors"
+        try Checkpoint.save(dcgan, step: 1, to: path)
+        assertRefused(path, "checkpoint \(path) was written with --model dcgan, but this run asks for mlp; "
+            + "pass the same --model as the run that wrote it, or start a new run in another --out folder")
+        var larger = configuration()
+        (larger.imageHeight, larger.imageWidth) = (32, 32)
+        assertRefused(good, "checkpoint \(good) was written with image size 28x28, but this run asks for 32x32; "
+            + "pass the same image size as the run that wrote it, or start a new run in another --out folder",
+                      configuration: larger)
+    }
+
     /// One byte flipped in one tensor's data: the file is refused, naming that tensor.
     func testADamagedTensorIsRefusedByName() throws {
         _ = try run(directory + "/a", steps: 1)
@@ -163,6 +232,9 @@ final class CheckpointTests: XCTestCase {
             }
             XCTAssertEqual(errorPath, path)
             XCTAssertEqual(name, tensor)
+            XCTAssertEqual(stored, file.metadata["gantry.crc32.\(tensor)"], "the CRC-32 the file records")
+            let damaged = try? SafetensorsFile(path: path).tensor(named: tensor).values
+            XCTAssertEqual(computed, damaged?.withUnsafeBytes { CRC32.hex($0) }, "the CRC-32 of the damaged bytes")
             XCTAssertNotEqual(stored, computed)
             XCTAssertEqual("\(error)", "checkpoint \(path) is damaged: tensor \(tensor) has CRC-32 \(computed), but the file "
                 + "records \(stored); resume from an earlier checkpoint of the run")
