@@ -42,8 +42,9 @@ public enum CheckpointError: Error, CustomStringConvertible, Equatable {
             return "checkpoint \(path): tensor \(tensor) has shape \(stored), the model expects \(expected); "
                 + "the checkpoint was written for another model configuration"
         case let .extraTensors(path, names):
-            return "checkpoint \(path) holds tensors this model does not have (\(names.joined(separator: ", "))); "
-                + "the checkpoint was written for another model configuration or program"
+            return "checkpoint \(path) holds tensors this model does not have ("
+                + names.map(escapingLineBreaks).joined(separator: ", ")
+                + "); the checkpoint was written for another model configuration or program"
         case let .nonFinite(path, tensor):
             return "not writing checkpoint \(path): tensor \(tensor) holds a NaN or an infinity (training diverged); "
                 + "the run stops, its earlier checkpoints are intact; lower --lr, or resume from one of them"
@@ -237,4 +238,13 @@ extension GANTrainer {
             optimizer.stepCount = Int(steps)
         }
     }
+}
+
+/// `text` with control characters and line or paragraph separators escaped (`a\nb`): tensor
+/// names come from the file, and must not break an error's line.
+private func escapingLineBreaks(_ text: String) -> String {
+    text.unicodeScalars.map { scalar in
+        [.control, .lineSeparator, .paragraphSeparator].contains(scalar.properties.generalCategory)
+            ? scalar.escaped(asASCII: true) : String(scalar)
+    }.joined()
 }

@@ -199,6 +199,12 @@ final class CheckpointTests: XCTestCase {
         assertRefused(path, "checkpoint \(path): tensor discriminator.2.bias has 2 values, the model expects 1; "
             + "the checkpoint was written for another model configuration")
 
+        // Tensors the model does not have, one named with a line break: the line stays one.
+        path = try write(bytes, "extra.safetensors")
+        try rewrite(path) { $0 += [("generator.9.kernel", [2], [0, 0]), ("odd\nname", [1], [0])] }
+        assertRefused(path, "checkpoint \(path) holds tensors this model does not have (generator.9.kernel, odd\\nname); "
+            + "the checkpoint was written for another model configuration or program")
+
         // Another model's checkpoint, and one of another image size.
         let dcgan = GANTrainer(configuration: configuration(.dcgan), communicator: SingleProcessCommunicator())
         try dcgan.initializeParameters()
