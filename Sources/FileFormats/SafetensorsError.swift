@@ -1,6 +1,8 @@
 /// Why a safetensors checkpoint could not be written or read.
 ///
-/// `description` is one line naming the file, the problem and the fix.
+/// `description` is one line naming the file, the problem and the fix. The names and details
+/// in it come from the file's header, which may hold any characters: control characters and
+/// line breaks are printed escaped (`a\nb`), so that a corrupt header cannot break the line.
 public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendable {
     // Reading.
     /// Fewer than the 8 bytes of the header length.
@@ -40,27 +42,27 @@ public enum SafetensorsError: Error, CustomStringConvertible, Equatable, Sendabl
             return "checkpoint \(path): the \(headerLength)-byte header is not valid JSON; "
                 + "the file is corrupt or not a safetensors file, use another checkpoint"
         case let .malformedHeader(path, detail):
-            return "checkpoint \(path): malformed safetensors header: \(detail); "
+            return "checkpoint \(path): malformed safetensors header: \(escapingLineBreaks(detail)); "
                 + "the file is corrupt or was not written by a safetensors writer"
         case let .unsupportedDtype(path, tensor, dtype):
-            return "checkpoint \(path): tensor \(tensor) has dtype \(dtype) but Gantry reads only F32; "
-                + "convert the checkpoint to float32 (e.g. tensor.float() before saving)"
+            return "checkpoint \(path): tensor \(escapingLineBreaks(tensor)) has dtype \(escapingLineBreaks(dtype)) but Gantry reads "
+                + "only F32; convert the checkpoint to float32 (e.g. tensor.float() before saving)"
         case let .offsetsOutOfRange(path, tensor, begin, end, dataSize):
-            return "checkpoint \(path): tensor \(tensor) has data offsets [\(begin), \(end)] outside the "
+            return "checkpoint \(path): tensor \(escapingLineBreaks(tensor)) has data offsets [\(begin), \(end)] outside the "
                 + "\(dataSize)-byte data section; the file is truncated or corrupt, use another checkpoint"
         case let .shapeMismatch(path, tensor, shape, byteCount):
-            return "checkpoint \(path): tensor \(tensor) has shape \(shape) but its data offsets span \(byteCount) "
-                + "bytes, not 4 per value; the file is corrupt, use another checkpoint"
+            return "checkpoint \(path): tensor \(escapingLineBreaks(tensor)) has shape \(shape) but its data offsets span "
+                + "\(byteCount) bytes, not 4 per value; the file is corrupt, use another checkpoint"
         case let .overlappingTensors(path, first, second):
-            return "checkpoint \(path): tensors \(first) and \(second) overlap in the data section; "
-                + "the file is corrupt, use another checkpoint"
+            return "checkpoint \(path): tensors \(escapingLineBreaks(first)) and \(escapingLineBreaks(second)) overlap in the data "
+                + "section; the file is corrupt, use another checkpoint"
         case let .missingTensor(path, tensor, available):
-            let names = available.isEmpty ? "none" : available.joined(separator: ", ")
-            return "checkpoint \(path) has no tensor \(tensor) (it has: \(names)); "
+            let names = available.isEmpty ? "none" : available.map(escapingLineBreaks).joined(separator: ", ")
+            return "checkpoint \(path) has no tensor \(escapingLineBreaks(tensor)) (it has: \(names)); "
                 + "the checkpoint was written for another model configuration"
         case let .countMismatch(path, tensor, stored, expected):
-            return "checkpoint \(path): tensor \(tensor) has \(stored) values, the model expects \(expected); "
-                + "the checkpoint was written for another model configuration"
+            return "checkpoint \(path): tensor \(escapingLineBreaks(tensor)) has \(stored) values, the model expects "
+                + "\(expected); the checkpoint was written for another model configuration"
         case let .invalidTensor(path, tensor, problem):
             return "cannot write checkpoint \(path): tensor \(tensor) \(problem); nothing was written "
                 + "(this is a bug in the caller)"

@@ -239,12 +239,3 @@ extension GANTrainer {
         }
     }
 }
-
-/// `text` with control characters and line or paragraph separators escaped (`a\nb`): tensor
-/// names come from the file, and must not break an error's line.
-private func escapingLineBreaks(_ text: String) -> String {
-    text.unicodeScalars.map { scalar in
-        [.control, .lineSeparator, .paragraphSeparator].contains(scalar.properties.generalCategory)
-            ? scalar.escaped(asASCII: true) : String(scalar)
-    }.joined()
-}

@@ -156,6 +156,32 @@ final class SafetensorsTests: XCTestCase {
         }
     }
 
+    /// Names in the header may hold any character; the description escapes the ones that would
+    /// break its line (launch/fuzz found a tensor named "a\nb" printing on two lines).
+    func testNamesFromTheHeaderAreEscapedInMessages() throws {
+        let path = "bad.safetensors"
+        let cases: [(header: String, message: String)] = [
+            (#"{"a\nb":{"dtype":"F\r16","shape":[2],"data_offsets":[0,4]}}"#,
+             #"checkpoint bad.safetensors: tensor a\nb has dtype F\r16 but Gantry reads only F32; "#
+             + "convert the checkpoint to float32 (e.g. tensor.float() before saving)"),
+            (#"{"__metadata__":{"step\u2028":1}}"#,
+             #"checkpoint bad.safetensors: malformed safetensors header: __metadata__ value step\u{2028} is not a "#
+             + "string; the file is corrupt or was not written by a safetensors writer"),
+            (#"{"x\ty":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"é":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+             #"checkpoint bad.safetensors: tensors x\ty and é overlap in the data section; "#
+             + "the file is corrupt, use another checkpoint"),
+        ]
+        for (header, message) in cases {
+            assertThrows(message) { _ = try SafetensorsFile(bytes: rawFile(header: header, dataSize: 4), path: path) }
+        }
+        let file = try SafetensorsFile(bytes: rawFile(header: #"{"w\n":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}"#,
+                                                      dataSize: 4), path: path)
+        assertThrows(#"checkpoint bad.safetensors has no tensor v\n (it has: w\n); "#
+                     + "the checkpoint was written for another model configuration") {
+            _ = try file.tensor(named: "v\n")
+        }
+    }
+
     func testTruncatedFileOnDisk() throws {
         let directory = makeTemporaryDirectory(self)
         let path = "\(directory)/ckpt.safetensors"
