@@ -40,6 +40,16 @@ public final class LeakyReLU: Layer {
     }
 }
 
+extension LeakyReLU: DoubleBackwardLayer {
+    /// Backward is dx = f'(x) ⊙ dy with f' piecewise constant (1 or the slope): ∂P/∂dy =
+    /// f'(x) ⊙ u, the same elementwise map; no parameters, and f'' = 0 away from the kink.
+    public func backwardOfInputGradient(_ u: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                                        batch: Int, into output: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        backend.leakyReLUBackward(lastInput!, u, output, count: batch * inputCount, slope: slope)
+        return UnsafePointer(output)
+    }
+}
+
 /// `y = tanh(x)`, elementwise: the generator's output, in [-1, 1] like the scaled pixels.
 public final class Tanh: Layer {
     public let inputCount: Int

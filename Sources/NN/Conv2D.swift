@@ -140,3 +140,26 @@ public final class Conv2D: Layer {
         return UnsafePointer(dx)
     }
 }
+
+extension Conv2D: DoubleBackwardLayer {
+    /// Backward is dx = col2im(dy · Kᵀ), whose adjoint is im2col: ∂P/∂dy = im2col(u) · K (the
+    /// forward without the bias), ∂P/∂K = im2col(u)ᵀ · dy (the kernel gradient with u as input).
+    public func backwardOfInputGradient(_ u: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                                        batch: Int, into output: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if let tapTable {
+            tapTable.kernelGradient(u, dy, batch: batch, into: weights.kernelGradient, backend: backend)
+            tapTable.forward(u, kernel: weights.kernel, batch: batch, into: output, backend: backend)
+            return UnsafePointer(output)
+        }
+        let rows = batch * geometry.outputPixels, n = geometry.columnCount
+        let columns = memory.workspace.base
+        backend.im2col(geometry, u, batch: batch, into: columns)
+        backend.gemm(transposeA: true, transposeB: false, m: n, n: filters, k: rows,
+                     a: columns, lda: n, b: dy, ldb: filters,
+                     c: weights.kernelGradient, ldc: filters, accumulate: true)
+        backend.gemm(transposeA: false, transposeB: false, m: rows, n: filters, k: n,
+                     a: columns, lda: n, b: weights.kernel, ldb: filters,
+                     c: output, ldc: filters, accumulate: false)
+        return UnsafePointer(output)
+    }
+}

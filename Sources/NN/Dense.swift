@@ -72,3 +72,17 @@ public final class Dense: Layer {
         return UnsafePointer(dx)
     }
 }
+
+extension Dense: DoubleBackwardLayer {
+    /// Backward is dx = dy · Wᵀ: ∂P/∂dy = u · W (forward without the bias), ∂P/∂W = uᵀ · dy.
+    public func backwardOfInputGradient(_ u: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                                        batch: Int, into output: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        backend.gemm(transposeA: true, transposeB: false, m: inputCount, n: outputCount, k: batch,
+                     a: u, lda: inputCount, b: dy, ldb: outputCount,
+                     c: weights.kernelGradient, ldc: outputCount, accumulate: true)
+        backend.gemm(transposeA: false, transposeB: false, m: batch, n: outputCount, k: inputCount,
+                     a: u, lda: inputCount, b: weights.kernel, ldb: outputCount,
+                     c: output, ldc: outputCount, accumulate: false)
+        return UnsafePointer(output)
+    }
+}

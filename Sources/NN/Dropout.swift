@@ -72,3 +72,17 @@ public final class Dropout: Layer {
         while i < count { z[i] = x[i] * m[i]; i += 1 }
     }
 }
+
+extension Dropout: DoubleBackwardLayer {
+    /// Backward is dx = m ⊙ dy with the forward pass's mask: ∂P/∂dy = m ⊙ u.
+    public func backwardOfInputGradient(_ u: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>,
+                                        batch: Int, into output: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        precondition(batch == lastBatch, "double backward's batch \(batch) differs from forward's \(lastBatch)")
+        if lastMasked {
+            multiply(u, mask.base, output, count: batch * inputCount)
+        } else {
+            output.update(from: u, count: batch * inputCount)
+        }
+        return UnsafePointer(output)
+    }
+}

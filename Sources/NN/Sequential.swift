@@ -21,6 +21,8 @@ public final class Sequential {
     public var outputCount: Int { layers.last!.outputCount }
     /// The output of the last forward pass (nil before the first).
     public private(set) var lastOutput: UnsafePointer<Float>?
+    /// Double backpropagation's buffers (a critic with a gradient penalty), made on first use.
+    lazy var doubleBackwardMemory = DoubleBackwardMemory(layers: layers, maxBatch: maxBatch)
     /// Hears every layer's forward and backward pass (nil: none, the default).
     public var observer: LayerObserver?
 
