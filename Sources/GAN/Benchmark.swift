@@ -192,12 +192,12 @@ public enum Benchmark {
 /// values in [-1, 1], drawn once from (seed, rank), served in turn, so that getting a batch
 /// costs the copy a real batch costs and no more.
 public final class SyntheticImages: TrainingData {
-    public let stepsPerEpoch: Int
+    public let batchesPerEpoch: Int
     private let batchValues: Int
     private let values: UnsafeMutableBufferPointer<Float>
 
     public init(configuration: GANConfiguration, rank: Int, batches: Int = 4) {
-        stepsPerEpoch = batches
+        batchesPerEpoch = batches
         batchValues = configuration.batchSize * configuration.pixelCount
         values = .allocate(capacity: batches * batchValues)
         RandomStream(seed: configuration.seed, 0x5359_4E54, UInt64(rank))

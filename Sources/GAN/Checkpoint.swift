@@ -93,9 +93,11 @@ public enum Checkpoint {
                                          values: UnsafeBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count])))
                 }
             }
-            tensors.append(.init(name: "\(name).adam.m", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.m)))
-            tensors.append(.init(name: "\(name).adam.v", shape: [optimizer.count], values: UnsafeBufferPointer(optimizer.v)))
-            metadata["gantry.\(name).adam.steps"] = String(optimizer.stepCount)
+            // "generator.adam.m", "generator.adam.v" (or "generator.rmsprop.s"), and the step count.
+            for (stateName, values) in optimizer.state {
+                tensors.append(.init(name: "\(name).\(stateName)", shape: [optimizer.count], values: UnsafeBufferPointer(values)))
+            }
+            metadata[stepCountKey(name, optimizer)] = String(optimizer.stepCount)
         }
         for tensor in tensors {
             guard tensor.values.allSatisfy(\.isFinite) else { throw CheckpointError.nonFinite(path: path, tensor: tensor.name) }
@@ -171,11 +173,13 @@ public enum Checkpoint {
                     expected.insert("\(name).\(entry.name)")
                 }
             }
-            try load("\(name).adam.m", shape: [optimizer.count], from: file, into: optimizer.m)
-            try load("\(name).adam.v", shape: [optimizer.count], from: file, into: optimizer.v)
-            expected.formUnion(["\(name).adam.m", "\(name).adam.v"])
-            guard let steps = file.metadata["gantry.\(name).adam.steps"].flatMap(Int.init) else {
-                throw CheckpointError.notAGantryCheckpoint(path: path, missing: "gantry.\(name).adam.steps")
+            for (stateName, values) in optimizer.state {
+                try load("\(name).\(stateName)", shape: [optimizer.count], from: file, into: values)
+                expected.insert("\(name).\(stateName)")
+            }
+            let key = stepCountKey(name, optimizer)
+            guard let steps = file.metadata[key].flatMap(Int.init) else {
+                throw CheckpointError.notAGantryCheckpoint(path: path, missing: key)
             }
             optimizer.stepCount = steps
         }
@@ -221,9 +225,14 @@ public enum Checkpoint {
     }
 }
 
+/// The metadata key of a network's optimizer's update count: "gantry.generator.adam.steps".
+private func stepCountKey(_ network: String, _ optimizer: Optimizer) -> String {
+    "gantry.\(network).\(optimizer.config.kind.rawValue).steps"
+}
+
 extension GANTrainer {
     /// The two networks with their optimizers, under the names checkpoints use.
-    var namedNetworks: [(String, Sequential, Adam)] {
+    var namedNetworks: [(String, Sequential, Optimizer)] {
         [("generator", models.generator, generatorOptimizer),
          ("discriminator", models.discriminator, discriminatorOptimizer)]
     }
@@ -231,8 +240,7 @@ extension GANTrainer {
     /// Rank 0's optimizer state (moments and step counts) copied to every rank, after a resume.
     public func synchronizeOptimizers() throws {
         for (_, _, optimizer) in namedNetworks {
-            try communicator.broadcast(optimizer.m, root: 0)
-            try communicator.broadcast(optimizer.v, root: 0)
+            for (_, values) in optimizer.state { try communicator.broadcast(values, root: 0) }
             var steps = Int64(optimizer.stepCount)
             try withUnsafeMutableBytes(of: &steps) { try communicator.broadcast($0, root: 0) }
             optimizer.stepCount = Int(steps)

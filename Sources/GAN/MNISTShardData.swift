@@ -4,7 +4,7 @@ import Datasets
 /// `EpochBatcher` (a pure function of seed, epoch and rank).
 public final class MNISTShardData: TrainingData {
     private var batcher: EpochBatcher
-    public var stepsPerEpoch: Int { batcher.stepsPerEpoch }
+    public var batchesPerEpoch: Int { batcher.stepsPerEpoch }
     /// Images in the whole training set (all shards).
     public var totalExamples: Int { batcher.shard.totalCount }
 
@@ -25,7 +25,7 @@ public final class MNISTShardData: TrainingData {
         do {
             try batcher.copyBatch(index, into: destination)
         } catch {
-            preconditionFailure("batch \(index) of \(stepsPerEpoch): the training loop asked past the epoch")
+            preconditionFailure("batch \(index) of \(batchesPerEpoch): the training loop asked past the epoch")
         }
     }
 }

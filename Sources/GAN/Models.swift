@@ -37,6 +37,54 @@ public struct GANModels {
                 LeakyReLU(hidden, slope: slope, backend: backend),
                 Dense(hidden, 1, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
+        case .dcganWGAN:
+            // Seed 003: ReLU before batch norm, as its code has it.
+            func relu(_ count: Int) -> Layer { LeakyReLU(count, slope: 0, backend: backend) }
+            generator = Sequential([
+                Dense(c.latentDimension, 7 * 7 * 256, backend: backend), relu(7 * 7 * 256),
+                Reshape([7, 7, 256]),
+                ConvTranspose2D(inputHeight: 7, inputWidth: 7, inputChannels: 256, filters: 128, kernelSize: 5,
+                                stride: 1, backend: backend), relu(7 * 7 * 128),
+                BatchNormalization(128, height: 7, width: 7),
+                ConvTranspose2D(inputHeight: 7, inputWidth: 7, inputChannels: 128, filters: 64, kernelSize: 5,
+                                stride: 2, backend: backend), relu(14 * 14 * 64),
+                BatchNormalization(64, height: 14, width: 14),
+                ConvTranspose2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 1, kernelSize: 5,
+                                stride: 2, backend: backend),
+                Tanh(28 * 28, backend: backend),
+            ], maxBatch: maxBatch, workspace: workspace)
+            discriminator = GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+        case .dcganGP:
+            let slope: Float = 0.2
+            generator = Sequential([
+                Dense(c.latentDimension, 7 * 7 * 256, bias: false, backend: backend),
+                BatchNormalization(7 * 7 * 256, momentum: 0.8),
+                LeakyReLU(7 * 7 * 256, slope: slope, backend: backend),
+                Reshape([7, 7, 256]),
+                ConvTranspose2D(inputHeight: 7, inputWidth: 7, inputChannels: 256, filters: 128, kernelSize: 4,
+                                stride: 2, bias: false, backend: backend),
+                BatchNormalization(128, height: 14, width: 14, momentum: 0.8),
+                LeakyReLU(14 * 14 * 128, slope: slope, backend: backend),
+                ConvTranspose2D(inputHeight: 14, inputWidth: 14, inputChannels: 128, filters: 64, kernelSize: 4,
+                                stride: 2, bias: false, backend: backend),
+                BatchNormalization(64, height: 28, width: 28, momentum: 0.8),
+                LeakyReLU(28 * 28 * 64, slope: slope, backend: backend),
+                ConvTranspose2D(inputHeight: 28, inputWidth: 28, inputChannels: 64, filters: 1, kernelSize: 7,
+                                stride: 1, backend: backend),
+                Tanh(28 * 28, backend: backend),
+            ], maxBatch: maxBatch, workspace: workspace)
+            discriminator = Sequential([
+                Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 4, stride: 2,
+                       backend: backend),
+                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
+                Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
+                Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 4, stride: 2,
+                       backend: backend),
+                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
+                Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
+                Reshape(flattening: [7, 7, 128]),
+                Dense(7 * 7 * 128, 1, backend: backend),
+            ], maxBatch: maxBatch, workspace: workspace)
         case .dcgan:
             // NHWC throughout: Dense(7*7*256) reshaped to 7x7x256 is the same memory.
             let slope: Float = 0.3
@@ -57,19 +105,27 @@ public struct GANModels {
                                 stride: 2, bias: true, backend: backend),
                 Tanh(28 * 28, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
-            discriminator = Sequential([
-                Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 5, stride: 2,
-                       backend: backend),
-                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
-                Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
-                Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 5, stride: 2,
-                       backend: backend),
-                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
-                Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
-                Reshape([7 * 7 * 128]),
-                Dense(7 * 7 * 128, 1, backend: backend),
-            ], maxBatch: maxBatch, workspace: workspace)
+            discriminator = GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
         }
+    }
+
+    /// The TensorFlow tutorial's discriminator (seeds 000 and 003): Conv 64 and 128 5x5 s2, each
+    /// with LeakyReLU 0.3 and dropout, Flatten, Dense 1.
+    static func tutorialDiscriminator(_ c: GANConfiguration, maxBatch: Int, workspace: Workspace,
+                                      backend: Backend) -> Sequential {
+        let slope: Float = 0.3
+        return Sequential([
+            Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 5, stride: 2,
+                   backend: backend),
+            LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
+            Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
+            Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 5, stride: 2,
+                   backend: backend),
+            LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
+            Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
+            Reshape([7 * 7 * 128]),
+            Dense(7 * 7 * 128, 1, backend: backend),
+        ], maxBatch: maxBatch, workspace: workspace)
     }
 
     public subscript(_ role: NetworkRole) -> Sequential {

@@ -4,28 +4,35 @@ import Kernels
 import NN
 import Optim
 
-/// Losses and discriminator outputs of one step on this rank (means over the local batch).
+/// Losses and discriminator outputs of one step on this rank (means over the local batch, and
+/// over the critic's updates when it makes several).
 public struct StepMetrics: Sendable {
     public var discriminatorLoss: Double = 0
     public var generatorLoss: Double = 0
-    /// Mean D(x) = sigmoid(logit) on real images, and mean D(G(z)) on generated ones.
+    /// The loss's score of D's outputs (`AdversarialLoss.score`) on real and on generated
+    /// images: D(x) and D(G(z)) for binary cross-entropy, mean critic values for WGAN.
     public var realScore: Double = 0
     public var fakeScore: Double = 0
+    /// WGAN-GP's gradient penalty (λ included), part of `discriminatorLoss`; 0 otherwise.
+    public var penalty: Double = 0
 
     public init() {}
+
+    /// The critic's estimate of the Wasserstein distance, mean D(x) − mean D(G(z)) (WGAN losses).
+    public var wassersteinEstimate: Double { realScore - fakeScore }
 }
 
 /// One data-parallel replica of a GAN: both networks, both optimizers, and the training step.
 ///
 /// Every rank holds identical parameters. A step computes gradients on the local batch, averages
 /// each network's gradients across ranks with one all-reduce of its flat gradient buffer, and
-/// applies the same Adam update everywhere, so the parameters stay bit-identical (which
+/// applies the same update everywhere, so the parameters stay bit-identical (which
 /// `parameterChecksumsAgree()` verifies).
 public final class GANTrainer {
     public let configuration: GANConfiguration
     public let models: GANModels
-    public let generatorOptimizer: Adam
-    public let discriminatorOptimizer: Adam
+    public let generatorOptimizer: Optimizer
+    public let discriminatorOptimizer: Optimizer
     public let communicator: Communicator
     /// Hears the phases, layers and transfers of every step (nil: none, the default).
     public var observer: StepObserver? {
@@ -36,19 +43,22 @@ public final class GANTrainer {
     }
     /// How gradients travel between the ranks.
     public var exchangeOptions: ExchangeOptions { exchange.options }
+    /// Real batches one step takes: one per critic update.
+    public var batchesPerStep: Int { configuration.criticSteps }
     private let exchange: GradientExchange
     private let backend: Backend
+    private let loss: AdversarialLoss
+    private let penalty: GradientPenalty?
 
     private var generator: Sequential { models.generator }
     private var discriminator: Sequential { models.discriminator }
     private let batch: Int
-    // Per-step buffers, allocated once: noise (batch x latent), targets and ∂loss/∂logit (batch).
+    // Per-step buffers, allocated once: noise (batch x latent) and ∂loss/∂(D's output) (batch).
     private let noise: UnsafeMutableBufferPointer<Float>
-    private let realTargets, fakeTargets, generatorTargets: UnsafeMutableBufferPointer<Float>
-    private let logitGradient, scores: UnsafeMutableBufferPointer<Float>
+    private let outputGradient: UnsafeMutableBufferPointer<Float>
     /// The global step `step` is running (for errors).
     private var currentStep = 0
-    /// This rank's batch of real images, for `step(data:step:)`.
+    /// This rank's real batches of a step, for `step(data:step:)`.
     private let real: UnsafeMutableBufferPointer<Float>
 
     /// Builds the models; parameters are set by `initializeParameters()` or a checkpoint.
@@ -59,23 +69,24 @@ public final class GANTrainer {
         self.backend = backend
         batch = configuration.batchSize
         models = GANModels(configuration: configuration, maxBatch: batch, backend: backend)
-        generatorOptimizer = Adam(count: models.generator.parameters.count, config: configuration.generatorOptimizer,
-                                  backend: backend)
-        discriminatorOptimizer = Adam(count: models.discriminator.parameters.count, config: configuration.discriminatorOptimizer,
-                                      backend: backend)
+        generatorOptimizer = makeOptimizer(count: models.generator.parameters.count,
+                                           config: configuration.generatorOptimizer, backend: backend)
+        discriminatorOptimizer = makeOptimizer(count: models.discriminator.parameters.count,
+                                               config: configuration.discriminatorOptimizer, backend: backend)
         self.exchange = GradientExchange(communicator: communicator, options: exchange, models: models, backend: backend)
-        func buffer(_ count: Int, _ value: Float) -> UnsafeMutableBufferPointer<Float> {
+        loss = makeLoss(configuration, maxBatch: batch, backend: backend)
+        penalty = configuration.loss == .wganGP
+            ? GradientPenalty(weight: configuration.penaltyWeight, pixels: configuration.pixelCount, maxBatch: batch,
+                              backend: backend)
+            : nil
+        func buffer(_ count: Int) -> UnsafeMutableBufferPointer<Float> {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-            b.initialize(repeating: value)
+            b.initialize(repeating: 0)
             return b
         }
-        noise = buffer(batch * configuration.latentDimension, 0)
-        realTargets = buffer(batch, 1 - configuration.labelSmoothing)
-        fakeTargets = buffer(batch, 0)
-        generatorTargets = buffer(batch, 1)
-        logitGradient = buffer(batch, 0)
-        scores = buffer(batch, 0)
-        real = buffer(batch * configuration.pixelCount, 0)
+        noise = buffer(batch * configuration.latentDimension)
+        outputGradient = buffer(batch)
+        real = buffer(configuration.criticSteps * batch * configuration.pixelCount)
         if configuration.synchronizedBatchNorm {
             let reducer = CommunicatorReducer(communicator)
             for layer in models.batchNormalizations { layer.reducer = reducer }
@@ -83,7 +94,7 @@ public final class GANTrainer {
     }
 
     deinit {
-        for b in [noise, realTargets, fakeTargets, generatorTargets, logitGradient, scores, real] { b.deallocate() }
+        for b in [noise, outputGradient, real] { b.deallocate() }
     }
 
     /// Rank 0 initializes both networks from the seed and broadcasts them, so every replica
@@ -102,55 +113,82 @@ public final class GANTrainer {
         }
     }
 
-    /// One training step on batch `step % stepsPerEpoch` of epoch `step / stepsPerEpoch` of `data`.
+    /// One training step on `batchesPerStep` batches of `data`: batch i = step·batchesPerStep + k
+    /// is batch `i % batchesPerEpoch` of epoch `i / batchesPerEpoch`.
     public func step(data: TrainingData, step: Int) throws -> StepMetrics {
+        let images = batch * configuration.pixelCount
         phase(.data) {
-            data.copyBatch(epoch: step / data.stepsPerEpoch, index: step % data.stepsPerEpoch, into: real.baseAddress!)
+            for k in 0 ..< batchesPerStep {
+                let i = step * batchesPerStep + k
+                data.copyBatch(epoch: i / data.batchesPerEpoch, index: i % data.batchesPerEpoch,
+                               into: real.baseAddress! + k * images)
+            }
         }
         return try self.step(real: real.baseAddress!, step: step)
     }
 
-    /// One training step on this rank's `real` batch (`batchSize x pixels`, in [-1, 1]).
-    /// `step` (0-based, global) keys the noise, so the result does not depend on how the
-    /// global batch is split across ranks.
+    /// One training step on this rank's `real` batches (`batchesPerStep` of `batchSize x
+    /// pixels`, in [-1, 1]): the critic's updates, one per batch, then the generator's.
+    /// `step` (0-based, global) keys the noise, the dropout masks and WGAN-GP's mixing, so the
+    /// result does not depend on how the global batch is split across ranks.
     public func step(real: UnsafePointer<Float>, step: Int) throws -> StepMetrics {
         currentStep = step
         var metrics = StepMetrics()
-        // Each forward pass draws its own dropout masks, keyed by (seed, step, pass).
-        func training(_ pass: UInt64) -> ForwardContext {
-            ForwardContext(training: true,
-                           random: RandomStream(seed: configuration.seed, RandomPurpose.dropout.rawValue, UInt64(step), pass),
-                           firstExample: communicator.rank * batch)
-        }
-
-        fillNoise(.discriminatorNoise, step: step)
-        let fake = phase(.forward) { generator.forward(noise.baseAddress!, batch: batch, context: training(0)) }
-        // D's gradients are final once its pass on `fake` leaves each layer: their all-reduce starts then.
-        discriminatorGradients(real: real, fake: fake, contexts: (training(1), training(2)), metrics: &metrics)
-
-        switch configuration.updateScheme {
-        case .alternating:
-            try averageAndUpdate(.discriminator)
-            // The generator's turn: fresh noise, through the updated discriminator.
-            fillNoise(.generatorNoise, step: step)
-            let logits = phase(.forward) {
-                let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(3))
-                return discriminator.forward(fresh, batch: batch, context: training(4))
+        let images = batch * configuration.pixelCount, turns = configuration.criticSteps
+        for k in 0 ..< turns {
+            // Critic update `turn` (global): its noise, masks and mixing weights.
+            let turn = step * turns + k
+            fillNoise(.discriminatorNoise, index: turn)
+            let fake = phase(.forward) { generator.forward(noise.baseAddress!, batch: batch, context: training(turn, 0)) }
+            if configuration.updateScheme == .simultaneous {
+                // One G pass feeds both losses: D's last pass is on `fake`, and G's loss
+                // backpropagates through it before either network changes, while D's gradients travel.
+                discriminatorGradients(real: real, fake: fake, turn: turn, metrics: &metrics)
+                metrics.generatorLoss = generatorGradients(outputs: discriminator.lastOutput!)
+                try averageAndUpdate(.discriminator)
+                try averageAndUpdate(.generator)
+                return metrics
             }
-            metrics.generatorLoss = generatorGradients(logits: logits)
-            try averageAndUpdate(.generator)
-        case .simultaneous:
-            // D's last forward pass was on `fake`: G's loss backpropagates through it before
-            // either network changes, while D's gradients travel.
-            metrics.generatorLoss = generatorGradients(logits: discriminator.lastOutput!)
-            try averageAndUpdate(.discriminator)
-            try averageAndUpdate(.generator)
+            switch configuration.discriminatorUpdate {
+            case .joint:
+                discriminatorGradients(real: real + k * images, fake: fake, turn: turn, metrics: &metrics)
+                try averageAndUpdate(.discriminator)
+            case .split:
+                // Two updates, as two Keras train_on_batch calls: real images, then generated.
+                for input in [DiscriminatorInput.real, .fake] {
+                    phase(.backward) { discriminator.parameters.zeroGradients() }
+                    metrics.discriminatorLoss += discriminatorPass(input == .real ? real + k * images : fake, input,
+                                                                   context: training(turn, input == .real ? 1 : 2),
+                                                                   metrics: &metrics, announcing: true)
+                    try averageAndUpdate(.discriminator)
+                }
+            }
         }
+        metrics.discriminatorLoss /= Double(turns)
+        metrics.realScore /= Double(turns)
+        metrics.fakeScore /= Double(turns)
+        metrics.penalty /= Double(turns)
+        // The generator's turn: fresh noise, through the updated discriminator.
+        fillNoise(.generatorNoise, index: step)
+        let outputs = phase(.forward) {
+            let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(step, 3))
+            return discriminator.forward(fresh, batch: batch, context: training(step, 4))
+        }
+        metrics.generatorLoss = generatorGradients(outputs: outputs)
+        try averageAndUpdate(.generator)
         return metrics
     }
 
+    /// The context of forward pass `pass` of critic update (or step) `turn`: each draws its own
+    /// dropout masks, keyed by (seed, turn, pass), per global example.
+    func training(_ turn: Int, _ pass: UInt64) -> ForwardContext {
+        ForwardContext(training: true,
+                       random: RandomStream(seed: configuration.seed, RandomPurpose.dropout.rawValue, UInt64(turn), pass),
+                       firstExample: communicator.rank * batch)
+    }
+
     /// Averages the network's gradients over the ranks (waiting for what backward started),
-    /// then the same Adam update on every rank. Non-finite averaged gradients (the same on every
+    /// then the same update on every rank. Non-finite averaged gradients (the same on every
     /// rank, so every rank stops at the same step) end the step before the update: no
     /// parameter, and so no checkpoint, ever holds them.
     private func averageAndUpdate(_ role: NetworkRole) throws {
@@ -163,6 +201,7 @@ public final class GANTrainer {
         phase(.optimizer) {
             optimizer.step(parameters: network.parameters.values.baseAddress!,
                            gradients: network.parameters.gradients.baseAddress!)
+            if role == .discriminator { loss.discriminatorUpdated(network) }
         }
     }
 
@@ -175,56 +214,62 @@ public final class GANTrainer {
         return try body()
     }
 
-    /// Sets D's gradients to ∂L_D/∂θ_D for L_D = mean BCE(D(real), real target) +
-    /// mean BCE(D(fake), 0), and records L_D, D(x) and D(G(z)) in `metrics`.
-    func discriminatorGradients(real: UnsafePointer<Float>, fake: UnsafePointer<Float>,
-                                contexts: (real: ForwardContext, fake: ForwardContext), metrics: inout StepMetrics) {
+    /// Sets D's gradients to those of its loss on a real and a generated batch (and, for
+    /// WGAN-GP, the penalty on their mixes), adding the loss and scores to `metrics`. D's last
+    /// forward pass is on `fake`, whose backward makes D's gradients final.
+    func discriminatorGradients(real: UnsafePointer<Float>, fake: UnsafePointer<Float>, turn: Int,
+                                metrics: inout StepMetrics) {
         phase(.backward) { discriminator.parameters.zeroGradients() }
-        metrics.discriminatorLoss = discriminatorPass(real, targets: realTargets, context: contexts.real,
-                                                      score: &metrics.realScore)
-        metrics.discriminatorLoss += discriminatorPass(fake, targets: fakeTargets, context: contexts.fake,
-                                                       score: &metrics.fakeScore,
-                                                       listener: exchange.listener(announcing: .discriminator))
+        metrics.discriminatorLoss += discriminatorPass(real, .real, context: training(turn, 1), metrics: &metrics)
+        if let penalty {
+            let value = phase(.backward) {
+                penalty.addGradients(critic: discriminator, real: real, fake: fake, batch: batch,
+                                     mixing: RandomStream(seed: configuration.seed, RandomPurpose.penaltyMix.rawValue,
+                                                          UInt64(turn)),
+                                     firstExample: communicator.rank * batch, context: training(turn, 5))
+            }
+            metrics.penalty += value
+            metrics.discriminatorLoss += value
+        }
+        metrics.discriminatorLoss += discriminatorPass(fake, .fake, context: training(turn, 2), metrics: &metrics,
+                                                       announcing: true)
     }
 
-    /// D forward and backward on `images`; adds ∂(mean BCE)/∂θ_D into D's gradients.
-    /// Returns the mean loss; `score` receives the mean sigmoid of the logits.
-    private func discriminatorPass(_ images: UnsafePointer<Float>, targets: UnsafeMutableBufferPointer<Float>,
-                                   context: ForwardContext, score: inout Double,
-                                   listener: BackwardListener? = nil) -> Double {
-        let loss = phase(.forward) {
-            let logits = discriminator.forward(images, batch: batch, context: context)
-            backend.sigmoid(logits, scores.baseAddress!, count: batch)
-            return backend.binaryCrossEntropyWithLogits(logits, targets: targets.baseAddress!, count: batch,
-                                                        scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
+    /// D forward and backward on `images`; adds the gradient of the loss's term into D's
+    /// gradients and the score to `metrics`, and returns the term. `announcing`: this backward
+    /// makes D's gradients final, and their all-reduce starts as it goes.
+    private func discriminatorPass(_ images: UnsafePointer<Float>, _ input: DiscriminatorInput, context: ForwardContext,
+                                   metrics: inout StepMetrics, announcing: Bool = false) -> Double {
+        let outputs = phase(.forward) { discriminator.forward(images, batch: batch, context: context) }
+        let term = loss.discriminator(outputs, on: input, count: batch, gradient: outputGradient.baseAddress!)
+        let score = loss.score(outputs, count: batch)
+        if input == .real { metrics.realScore += score } else { metrics.fakeScore += score }
+        phase(.backward) {
+            discriminator.backward(outputGradient.baseAddress!, batch: batch,
+                                   listener: announcing ? exchange.listener(announcing: .discriminator) : nil)
         }
-        score = backend.sum(scores.baseAddress!, count: batch) / Double(batch)
-        phase(.backward) { discriminator.backward(logitGradient.baseAddress!, batch: batch, listener: listener) }
-        return loss / Double(batch)
+        return term
     }
 
-    /// The non-saturating generator loss −log D(G(z)) on the logits of D's last forward pass
-    /// (which must be on G's last output); backpropagates through D (D's parameters untouched)
-    /// into G's gradients (set, not added). Returns the mean loss.
-    func generatorGradients(logits: UnsafePointer<Float>) -> Double {
-        let loss = phase(.forward) {
-            backend.binaryCrossEntropyWithLogits(logits, targets: generatorTargets.baseAddress!, count: batch,
-                                                 scale: 1 / Float(batch), gradient: logitGradient.baseAddress!)
-        }
+    /// G's loss on D's `outputs` of its last forward pass (which must be on G's last output);
+    /// backpropagates through D (D's parameters untouched) into G's gradients (set, not
+    /// added). Returns the loss.
+    func generatorGradients(outputs: UnsafePointer<Float>) -> Double {
+        let value = phase(.forward) { loss.generator(outputs, count: batch, gradient: outputGradient.baseAddress!) }
         phase(.backward) {
             generator.parameters.zeroGradients()
-            let imageGradient = discriminator.backward(logitGradient.baseAddress!, batch: batch,
+            let imageGradient = discriminator.backward(outputGradient.baseAddress!, batch: batch,
                                                        options: .init(parameterGradients: false, inputGradient: true),
                                                        listener: exchange.progressListener())!
             generator.backward(imageGradient, batch: batch, listener: exchange.listener(announcing: .generator))
         }
-        return loss / Double(batch)
+        return value
     }
 
-    /// Fills `noise` for this rank's slice of global step `step`: value j of global example e
-    /// is element e·latent + j of the stream (seed, purpose, step).
-    private func fillNoise(_ purpose: RandomPurpose, step: Int) {
-        let stream = RandomStream(seed: configuration.seed, purpose.rawValue, UInt64(step))
+    /// Fills `noise` for this rank's slice of draw `index` (a step, or a critic update): value
+    /// j of global example e is element e·latent + j of the stream (seed, purpose, index).
+    private func fillNoise(_ purpose: RandomPurpose, index: Int) {
+        let stream = RandomStream(seed: configuration.seed, purpose.rawValue, UInt64(index))
         fillLatent(noise.baseAddress!, count: batch, firstExample: communicator.rank * batch, stream: stream,
                    configuration: configuration, backend: backend)
     }

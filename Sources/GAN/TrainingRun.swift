@@ -7,7 +7,7 @@ import Foundation
 /// This rank's training examples, served in an order fixed by (seed, epoch, rank).
 public protocol TrainingData: AnyObject {
     /// Batches per epoch, identical on every rank (the smallest shard decides).
-    var stepsPerEpoch: Int { get }
+    var batchesPerEpoch: Int { get }
     /// Copies batch `index` of `epoch` (`batchSize x pixels`, values in [-1, 1]) into `destination`.
     func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>)
 }
@@ -155,9 +155,12 @@ public final class TrainingRun {
     public var totalSteps: Int {
         switch options.length {
         case let .steps(n): return n
-        case let .epochs(n): return n * data.stepsPerEpoch
+        case let .epochs(n): return n * stepsPerEpoch
         }
     }
+
+    /// Steps per epoch: a step takes one batch per critic update.
+    public var stepsPerEpoch: Int { max(1, data.batchesPerEpoch / trainer.batchesPerStep) }
 
     private func record(_ event: TrainingEvent) throws {
         for output in outputs { try output.record(event) }
@@ -171,7 +174,7 @@ public final class TrainingRun {
         let total = totalSteps
         guard firstStep < total else { throw TrainingError.alreadyFinished(step: firstStep, totalSteps: total) }
         try record(.started(RunDescription(
-            configuration: c, ranks: communicator.size, threads: threads, stepsPerEpoch: data.stepsPerEpoch,
+            configuration: c, ranks: communicator.size, threads: threads, stepsPerEpoch: stepsPerEpoch,
             firstStep: firstStep, totalSteps: total, generatorParameters: trainer.models.generator.parameters.count,
             discriminatorParameters: trainer.models.discriminator.parameters.count, exchange: trainer.exchangeOptions,
             outputDirectory: options.outputDirectory,
@@ -182,8 +185,8 @@ public final class TrainingRun {
 
         let startTime = monotonicSeconds()
         var intervalStart = startTime, intervalSteps = 0
-        // Sums over the interval: D loss, G loss, D(x), D(G(z)).
-        var sums = [Double](repeating: 0, count: 4)
+        // Sums over the interval: D loss, G loss, D(x), D(G(z)) (or the critic's means), the penalty.
+        var sums = [Double](repeating: 0, count: 5)
 
         for step in firstStep ..< total {
             let done = step + 1, last = done == total
@@ -197,7 +200,7 @@ public final class TrainingRun {
                 }
                 try vote.wait()
                 sums[0] += m.discriminatorLoss; sums[1] += m.generatorLoss
-                sums[2] += m.realScore; sums[3] += m.fakeScore
+                sums[2] += m.realScore; sums[3] += m.fakeScore; sums[4] += m.penalty
                 intervalSteps += 1
 
                 if done % options.logEvery == 0 || last {
@@ -208,13 +211,14 @@ public final class TrainingRun {
                         return try StepProfile.gather(timer.seconds, elapsed: seconds, steps: intervalSteps, communicator: communicator)
                     }
                     try record(.interval(IntervalSummary(
-                        step: done, totalSteps: total, epoch: step / data.stepsPerEpoch,
+                        step: done, totalSteps: total, epoch: step * trainer.batchesPerStep / data.batchesPerEpoch, loss: c.loss,
                         discriminatorLoss: sums[0] / Double(intervalSteps), generatorLoss: sums[1] / Double(intervalSteps),
                         realScore: sums[2] / Double(intervalSteps), fakeScore: sums[3] / Double(intervalSteps),
-                        imagesPerSecond: Double(intervalSteps * c.batchSize * communicator.size) / seconds,
+                        penalty: sums[4] / Double(intervalSteps),
+                        imagesPerSecond: Double(intervalSteps * c.batchSize * trainer.batchesPerStep * communicator.size) / seconds,
                         seconds: now - startTime, secondsRemaining: Double(total - done) * seconds / Double(intervalSteps),
                         profile: profile)))
-                    sums = [0, 0, 0, 0]; intervalSteps = 0; intervalStart = monotonicSeconds()
+                    sums = [Double](repeating: 0, count: sums.count); intervalSteps = 0; intervalStart = monotonicSeconds()
                 }
                 if done % options.checkEvery == 0 || last {
                     let differing = try trainer.ranksDifferingFromRoot()

@@ -6,21 +6,6 @@ import Glibc
 import Darwin
 #endif
 
-/// Adam hyper-parameters (Kingma & Ba, 2015). The defaults are Keras's, which the seeds use.
-public struct AdamConfig: Sendable, Equatable, Codable {
-    public var learningRate: Float
-    public var beta1: Float
-    public var beta2: Float
-    public var epsilon: Float
-
-    public init(learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-7) {
-        self.learningRate = learningRate
-        self.beta1 = beta1
-        self.beta2 = beta2
-        self.epsilon = epsilon
-    }
-}
-
 /// Adam over one flat parameter buffer, with bias correction in the form Keras and TensorFlow
 /// use (Kingma & Ba's "efficient" form, section 2), so runs follow the seeds' arithmetic:
 ///
@@ -32,8 +17,8 @@ public struct AdamConfig: Sendable, Equatable, Codable {
 ///
 /// The moments `m` and `v` are flat buffers with the parameters' layout, so saving the
 /// optimizer is two copies and `step` is one vectorized kernel (`Backend.adamUpdate`).
-public final class Adam {
-    public let config: AdamConfig
+public final class Adam: Optimizer {
+    public let config: OptimizerConfig
     public let count: Int
     /// First and second moment estimates, one per parameter.
     public let m: UnsafeMutableBufferPointer<Float>
@@ -43,7 +28,7 @@ public final class Adam {
 
     private let backend: Backend
 
-    public init(count: Int, config: AdamConfig, backend: Backend) {
+    public init(count: Int, config: OptimizerConfig, backend: Backend) {
         self.count = count
         self.config = config
         self.backend = backend
@@ -52,6 +37,8 @@ public final class Adam {
     }
 
     deinit { m.deallocate(); v.deallocate() }
+
+    public var state: [(name: String, values: UnsafeMutableBufferPointer<Float>)] { [("adam.m", m), ("adam.v", v)] }
 
     /// Applies one update to `parameters` from `gradients` (both `count` values).
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafePointer<Float>) {

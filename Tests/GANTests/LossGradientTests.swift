@@ -118,11 +118,10 @@ final class LossGradientTests: XCTestCase {
         let trainer = try makeTrainer(model)
         let backend = ReferenceBackend()
         let real = images(batch, seed: 1), fake = images(batch, seed: 2)
-        // Two passes with their own dropout masks, fixed by the contexts.
-        let contexts = (ForwardContext(training: true, random: RandomStream(seed: 1)),
-                        ForwardContext(training: true, random: RandomStream(seed: 2)))
+        // Two passes with their own dropout masks, fixed by the contexts the trainer gives them.
+        let contexts = (trainer.training(0, 1), trainer.training(0, 2))
         var metrics = StepMetrics()
-        trainer.discriminatorGradients(real: real, fake: fake, contexts: contexts, metrics: &metrics)
+        trainer.discriminatorGradients(real: real, fake: fake, turn: 0, metrics: &metrics)
         let D = trainer.models.discriminator
         let analytic = Array(D.parameters.gradients)
 
@@ -154,7 +153,7 @@ final class LossGradientTests: XCTestCase {
         let dBefore = Array(D.parameters.gradients)
 
         let logits = D.forward(G.forward(z, batch: batch, context: context), batch: batch, context: context)
-        let reported = trainer.generatorGradients(logits: logits)
+        let reported = trainer.generatorGradients(outputs: logits)
         let analytic = Array(G.parameters.gradients)
         XCTAssertEqual(Array(D.parameters.gradients), dBefore, "the generator's pass must not touch D's gradients")
 

@@ -108,7 +108,7 @@ final class OutputsTests: XCTestCase {
     func testNonFiniteGradientsStopTheRunBeforeTheUpdate() throws {
         final class PoisonedData: TrainingData {
             let clean = SyntheticData(count: 32, batch: 8)
-            var stepsPerEpoch: Int { clean.stepsPerEpoch }
+            var batchesPerEpoch: Int { clean.batchesPerEpoch }
             func copyBatch(epoch: Int, index: Int, into destination: UnsafeMutablePointer<Float>) {
                 clean.copyBatch(epoch: epoch, index: index, into: destination)
                 if epoch == 0 && index == 2 { destination[5] = .nan }

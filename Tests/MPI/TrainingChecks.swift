@@ -158,7 +158,7 @@ private func checkOverlapMatchesOneAllReduce(_ check: CheckContext, configuratio
         check.expect(Array(a.parameters.values) == Array(b.parameters.values), "\(role.rawValue) parameters differ")
         check.expect(Array(a.parameters.gradients) == Array(b.parameters.gradients), "\(role.rawValue) averaged gradients differ")
     }
-    let moments = trainers.map { [$0.generatorOptimizer, $0.discriminatorOptimizer].flatMap { Array($0.m) + Array($0.v) } }
+    let moments = trainers.map { [$0.generatorOptimizer, $0.discriminatorOptimizer].flatMap { $0.state.flatMap { Array($0.values) } } }
     check.expect(moments[0] == moments[1], "Adam's moments differ")
 }
 
@@ -229,7 +229,7 @@ private final class NudgeAfterFirstStep: TrainingOutput {
 
 /// The same synthetic batch every step, different on each rank.
 final class SyntheticData: TrainingData {
-    let stepsPerEpoch = 1000
+    let batchesPerEpoch = 1000
     let images: [Float]
     init(batchSize: Int, pixels: Int, rank: Int) {
         images = syntheticImages(count: batchSize, pixels: pixels, seed: UInt64(300 + rank))

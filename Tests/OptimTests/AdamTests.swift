@@ -10,7 +10,7 @@ final class AdamTests: XCTestCase {
     ///                   m̂ = -0.055/0.19 = -0.289474, v̂ = 0.00124975/0.001999 = 0.625188,
     ///                   θ = 0.9 + 0.1·0.289474/0.790688 = 0.936610
     func testTwoStepsByHand() {
-        let adam = Adam(count: 1, config: AdamConfig(learningRate: 0.1), backend: Backends.automatic())
+        let adam = Adam(count: 1, config: OptimizerConfig.adam(learningRate: 0.1), backend: Backends.automatic())
         var theta: [Float] = [1]
         adam.step(parameters: &theta, gradients: [0.5])
         XCTAssertEqual(theta[0], 0.9, accuracy: 1e-6)
@@ -27,7 +27,7 @@ final class AdamTests: XCTestCase {
     /// ε is added to √v, not to √v̂, as in Keras: a gradient of 1e-6 at step 1 moves θ by
     /// lr·√0.001/0.1 · 1e-7/(√1e-15 + 1e-7) = 0.24025·lr (the other form would give 0.909·lr).
     func testEpsilonIsAddedAsKerasDoes() {
-        let adam = Adam(count: 1, config: AdamConfig(learningRate: 1e-3), backend: Backends.automatic())
+        let adam = Adam(count: 1, config: OptimizerConfig.adam(learningRate: 1e-3), backend: Backends.automatic())
         var theta: [Float] = [0]
         adam.step(parameters: &theta, gradients: [1e-6])
         XCTAssertEqual(theta[0], -0.24025e-3, accuracy: 1e-8)
@@ -38,7 +38,7 @@ final class AdamTests: XCTestCase {
     func testMatchesFormulaOnOddLengths() {
         let backends: [Backend] = [ReferenceBackend()] + Backends.supported.map { try! Backends.make($0) }
         for backend in backends { for count in [1, 7, 8, 9, 15, 16, 17, 33, 129] {
-            let config = AdamConfig(learningRate: 1e-3, beta1: 0.5, beta2: 0.999, epsilon: 1e-7)
+            let config = OptimizerConfig(learningRate: 1e-3, beta1: 0.5, beta2: 0.999, epsilon: 1e-7)
             let adam = Adam(count: count, config: config, backend: backend)
             var theta = (0..<count).map { Float($0) * 0.01 - 0.3 }
             var m = [Double](repeating: 0, count: count), v = m

@@ -62,8 +62,11 @@ public enum EventText {
     public static func progress(_ s: IntervalSummary) -> String {
         let width = String(s.totalSteps).count
         let step = String(repeating: " ", count: max(0, width - String(s.step).count)) + String(s.step)
+        let scores = s.loss.isWasserstein
+            ? "W \(fixed(s.realScore - s.fakeScore, 3))" + (s.loss == .wganGP ? "  GP \(fixed(s.penalty, 3))" : "")
+            : "D(x) \(fixed(s.realScore, 3))  D(G(z)) \(fixed(s.fakeScore, 3))"
         return "step \(step)/\(s.totalSteps)  epoch \(s.epoch)  D \(fixed(s.discriminatorLoss, 3))  "
-            + "G \(fixed(s.generatorLoss, 3))  D(x) \(fixed(s.realScore, 3))  D(G(z)) \(fixed(s.fakeScore, 3))  "
+            + "G \(fixed(s.generatorLoss, 3))  \(scores)  "
             + "\(Int(s.imagesPerSecond.rounded())) img/s  ETA \(duration(s.secondsRemaining))"
     }
 
@@ -77,7 +80,11 @@ public enum EventText {
 
     public static func json(_ s: IntervalSummary) -> String {
         var text = "{\"step\":\(s.step),\"epoch\":\(s.epoch),\"d_loss\":\(number(s.discriminatorLoss)),"
-            + "\"g_loss\":\(number(s.generatorLoss)),\"d_real\":\(number(s.realScore)),\"d_fake\":\(number(s.fakeScore)),"
+            + "\"g_loss\":\(number(s.generatorLoss)),"
+            + (s.loss.isWasserstein
+                ? "\"wasserstein\":\(number(s.realScore - s.fakeScore)),\"critic_real\":\(number(s.realScore)),"
+                    + "\"critic_fake\":\(number(s.fakeScore)),\"penalty\":\(number(s.penalty)),"
+                : "\"d_real\":\(number(s.realScore)),\"d_fake\":\(number(s.fakeScore)),")
             + "\"images_per_s\":\(number(s.imagesPerSecond)),\"seconds\":\(number(s.seconds))"
         if let profile = s.profile {
             // Seconds per step, per rank: the split, then each phase.

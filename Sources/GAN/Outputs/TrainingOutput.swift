@@ -59,11 +59,15 @@ public struct IntervalSummary: Sendable {
     public var step: Int
     public var totalSteps: Int
     public var epoch: Int
+    /// What the figures below are of: D(x) and D(G(z)), or critic values.
+    public var loss: LossKind
     public var discriminatorLoss: Double
     public var generatorLoss: Double
     public var realScore: Double
     public var fakeScore: Double
-    /// Images per second over the interval, all ranks together (global batch x steps / time).
+    /// WGAN-GP's gradient penalty (0 for the other losses).
+    public var penalty: Double
+    /// Real images per second over the interval, all ranks together (global batch x steps / time).
     public var imagesPerSecond: Double
     /// Wall-clock seconds since training started (this invocation).
     public var seconds: Double
