@@ -32,6 +32,14 @@ public enum LossKind: String, Codable, Sendable, CaseIterable {
     public var isWasserstein: Bool { self != .bce }
 }
 
+/// The noise the generator's turn of an alternating step draws.
+public enum GeneratorNoise: String, Codable, Sendable, CaseIterable {
+    /// A fresh batch of z (seed 001, and the WGAN papers).
+    case fresh
+    /// The z of the discriminator's (last) update (seed 002 feeds one placeholder to both).
+    case same
+}
+
 /// How the discriminator's turn of an alternating step updates it.
 public enum DiscriminatorUpdate: String, Codable, Sendable, CaseIterable {
     /// One update on the summed loss of a real and a generated batch (seed 002).
@@ -77,6 +85,7 @@ public struct GANConfiguration: Codable, Sendable, Equatable {
     /// (WGAN's n_critic); the alternating scheme only.
     public var criticSteps = 1
     public var discriminatorUpdate: DiscriminatorUpdate = .joint
+    public var generatorNoise: GeneratorNoise = .fresh
     /// WGAN: the critic's parameters are clipped to [-clipValue, clipValue] after each update.
     public var clipValue: Float?
     /// WGAN-GP: the penalty's weight λ.
@@ -115,6 +124,7 @@ public struct GANConfiguration: Codable, Sendable, Equatable {
         try read(.loss, \.loss, required: false)
         try read(.criticSteps, \.criticSteps, required: false)
         try read(.discriminatorUpdate, \.discriminatorUpdate, required: false)
+        try read(.generatorNoise, \.generatorNoise, required: false)
         c.clipValue = try container.decodeIfPresent(Float.self, forKey: .clipValue)
         try read(.penaltyWeight, \.penaltyWeight, required: false)
         try read(.labelSmoothing, \.labelSmoothing)

@@ -17,6 +17,15 @@ public struct ConfigurationRequest: Sendable, Equatable {
     public var updateScheme: UpdateScheme?
     public var dropoutRate: Float?
     public var synchronizedBatchNorm: Bool?
+    public var loss: LossKind?
+    public var optimizer: OptimizerKind?
+    public var criticSteps: Int?
+    public var discriminatorUpdate: DiscriminatorUpdate?
+    public var generatorNoise: GeneratorNoise?
+    public var clipValue: Float?
+    public var penaltyWeight: Float?
+    /// Adam's ε (no flag: presets set it, as TF1's 1e-8 for seed 002).
+    public var epsilon: Float?
 
     public init() {}
 
@@ -33,23 +42,56 @@ public struct ConfigurationRequest: Sendable, Equatable {
         updateScheme = c.updateScheme
         dropoutRate = c.dropoutRate
         synchronizedBatchNorm = c.synchronizedBatchNorm
+        loss = c.loss
+        optimizer = c.generatorOptimizer.kind
+        criticSteps = c.criticSteps
+        discriminatorUpdate = c.discriminatorUpdate
+        generatorNoise = c.generatorNoise
+        clipValue = c.clipValue
+        penaltyWeight = c.penaltyWeight
+        epsilon = c.generatorOptimizer.epsilon
+    }
+
+    /// These settings, with every setting `other` gives replacing this one's (a preset, then
+    /// the flags beside it).
+    public func overridden(by other: ConfigurationRequest) -> ConfigurationRequest {
+        var r = self
+        func take<T>(_ path: WritableKeyPath<ConfigurationRequest, T?>) {
+            if let value = other[keyPath: path] { r[keyPath: path] = value }
+        }
+        take(\.model); take(\.batchSize); take(\.learningRate); take(\.beta1); take(\.beta2); take(\.seed)
+        take(\.labelSmoothing); take(\.noise); take(\.updateScheme); take(\.dropoutRate); take(\.synchronizedBatchNorm)
+        take(\.loss); take(\.optimizer); take(\.criticSteps); take(\.discriminatorUpdate); take(\.generatorNoise)
+        take(\.clipValue); take(\.penaltyWeight); take(\.epsilon)
+        return r
     }
 
     /// A new run's configuration: the model's defaults (the MLP's when no model is given), with
     /// every given setting applied.
     public var fresh: GANConfiguration {
-        var c = GANConfiguration.defaults(for: model ?? .mlp)
+        var c = GANConfiguration.defaults(for: model ?? .mlp, loss: loss ?? .bce)
         apply(to: &c)
         return c
     }
 
     private func apply(to c: inout GANConfiguration) {
         if let batchSize { c.batchSize = batchSize }
+        if let optimizer, optimizer != c.generatorOptimizer.kind {
+            let defaults: OptimizerConfig = optimizer == .rmsprop ? .rmsprop() : .adam(learningRate: 1e-3)
+            c.generatorOptimizer = defaults
+            c.discriminatorOptimizer = defaults
+        }
         for optimizer in [\GANConfiguration.generatorOptimizer, \.discriminatorOptimizer] {
             if let learningRate { c[keyPath: optimizer].learningRate = learningRate }
             if let beta1 { c[keyPath: optimizer].beta1 = beta1 }
             if let beta2 { c[keyPath: optimizer].beta2 = beta2 }
+            if let epsilon { c[keyPath: optimizer].epsilon = epsilon }
         }
+        if let criticSteps { c.criticSteps = criticSteps }
+        if let discriminatorUpdate { c.discriminatorUpdate = discriminatorUpdate }
+        if let generatorNoise { c.generatorNoise = generatorNoise }
+        if let clipValue { c.clipValue = clipValue }
+        if let penaltyWeight { c.penaltyWeight = penaltyWeight }
         if let seed { c.seed = seed }
         if let labelSmoothing { c.labelSmoothing = labelSmoothing }
         if let noise { c.noise = noise }
@@ -77,6 +119,14 @@ public struct ConfigurationRequest: Sendable, Equatable {
         try check("--update-scheme", updateScheme?.rawValue, stored.updateScheme.rawValue)
         try check("--dropout", dropoutRate, stored.dropoutRate)
         try check("--sync-bn", synchronizedBatchNorm, stored.synchronizedBatchNorm)
+        try check("--loss", loss?.rawValue, stored.loss.rawValue)
+        try check("--optimizer", optimizer?.rawValue, stored.generatorOptimizer.kind.rawValue)
+        try check("--critic-steps", criticSteps, stored.criticSteps)
+        try check("--d-update", discriminatorUpdate?.rawValue, stored.discriminatorUpdate.rawValue)
+        try check("--g-noise", generatorNoise?.rawValue, stored.generatorNoise.rawValue)
+        try check("--clip", clipValue, stored.clipValue ?? 0)
+        try check("--gp-weight", penaltyWeight, stored.penaltyWeight)
+        try check("Adam's epsilon (a preset's)", epsilon, stored.generatorOptimizer.epsilon)
         var c = stored, notes: [ResumeNote] = []
         if let learningRate, learningRate != stored.generatorOptimizer.learningRate {
             notes.append(.learningRateChanged(from: stored.generatorOptimizer.learningRate, to: learningRate))

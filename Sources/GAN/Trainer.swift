@@ -168,8 +168,12 @@ public final class GANTrainer {
         metrics.realScore /= Double(turns)
         metrics.fakeScore /= Double(turns)
         metrics.penalty /= Double(turns)
-        // The generator's turn: fresh noise, through the updated discriminator.
-        fillNoise(.generatorNoise, index: step)
+        // The generator's turn: through the updated discriminator, on fresh noise or on the
+        // last critic update's.
+        switch configuration.generatorNoise {
+        case .fresh: fillNoise(.generatorNoise, index: step)
+        case .same: fillNoise(.discriminatorNoise, index: step * turns + turns - 1)
+        }
         let outputs = phase(.forward) {
             let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(step, 3))
             return discriminator.forward(fresh, batch: batch, context: training(step, 4))

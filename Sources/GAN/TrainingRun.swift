@@ -53,6 +53,9 @@ public struct TrainingOptions: Sendable {
     /// ends the run: the logits have run off (with binary cross-entropy, a loss of L means a
     /// logit near -L), and nothing useful is learned from there.
     public var maxLoss = 1e6
+    /// Wall-clock seconds after which the run ends, as if its last step were the one running
+    /// then (rank 0's clock decides, the ranks agree on the step): final samples and checkpoint.
+    public var maxSeconds: Double?
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
@@ -131,6 +134,7 @@ public final class TrainingRun {
     public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
                 communicator: Communicator, backend: Backend = Backends.automatic(),
                 outputs: [TrainingOutput] = [], stopRequest: @escaping () -> Int32? = { StopSignal.received }) throws {
+        try configuration.validate()
         self.options = options
         self.stopRequest = stopRequest
         self.data = data
@@ -139,6 +143,12 @@ public final class TrainingRun {
         var exchange = options.exchange
         exchange.timeWaits = exchange.timeWaits || options.profile
         trainer = GANTrainer(configuration: configuration, communicator: communicator, backend: backend, exchange: exchange)
+        if configuration.loss == .wganGP, let layer = trainer.models.discriminator.firstLayerWithoutDoubleBackward {
+            throw ConfigurationError.conflicting(
+                "--loss wgan-gp differentiates the critic's input gradient, which \(type(of: layer)) in --model "
+                    + "\(configuration.model.rawValue)'s discriminator does not support",
+                fix: "pass --loss wgan, or a --model whose discriminator has no batch normalization")
+        }
         if communicator.rank == 0 {
             for folder in [options.outputDirectory, options.checkpointDirectory, options.sampleDirectory] {
                 try createDirectory(folder)
@@ -188,10 +198,15 @@ public final class TrainingRun {
         // Sums over the interval: D loss, G loss, D(x), D(G(z)) (or the critic's means), the penalty.
         var sums = [Double](repeating: 0, count: 5)
 
+        var lastStep = total
         for step in firstStep ..< total {
-            let done = step + 1, last = done == total
+            let done = step + 1
+            var last = done == total
             let stop = try communicating(inStep: done) { () throws -> Int32? in
-                stopVote[0] = Float(stopRequest() ?? 0)
+                // The vote: a stop signal's number, else `timeUp` when rank 0's clock has passed
+                // --max-seconds, else 0; the largest wins.
+                let timeUp = communicator.rank == 0 && options.maxSeconds.map { monotonicSeconds() - startTime >= $0 } == true
+                stopVote[0] = stopRequest().map(Float.init) ?? (timeUp ? TrainingRun.timeUp : 0)
                 let vote = try communicator.startAllReduce(stopVote, .max)
                 let m = try trainer.step(data: data, step: step)
                 for (network, loss) in [(NetworkRole.discriminator, m.discriminatorLoss), (.generator, m.generatorLoss)]
@@ -199,6 +214,7 @@ public final class TrainingRun {
                     throw TrainingError.lossDiverged(step: done, network: network, loss: loss, limit: options.maxLoss)
                 }
                 try vote.wait()
+                if stopVote[0] == TrainingRun.timeUp { last = true }
                 sums[0] += m.discriminatorLoss; sums[1] += m.generatorLoss
                 sums[2] += m.realScore; sums[3] += m.fakeScore; sums[4] += m.penalty
                 intervalSteps += 1
@@ -224,7 +240,7 @@ public final class TrainingRun {
                     let differing = try trainer.ranksDifferingFromRoot()
                     guard differing.isEmpty else { throw TrainingError.replicasDiverged(step: done, ranks: differing) }
                 }
-                return stopVote[0] > 0 ? Int32(stopVote[0]) : nil
+                return stopVote[0] >= 1 ? Int32(stopVote[0]) : nil
             }
             let checkpoint = (options.checkpointEvery > 0 && done % options.checkpointEvery == 0) || last || stop != nil
             let checkpointPath = options.checkpointDirectory + "/" + Checkpoint.fileName(step: done)
@@ -251,11 +267,18 @@ public final class TrainingRun {
             if let stop {
                 return .stopped(RunStop(signal: stop, step: done, checkpoint: checkpointPath, outputDirectory: options.outputDirectory))
             }
+            if last {
+                lastStep = done
+                break
+            }
         }
-        try record(.finished(RunEnd(steps: total - firstStep, seconds: monotonicSeconds() - startTime,
+        try record(.finished(RunEnd(steps: lastStep - firstStep, seconds: monotonicSeconds() - startTime,
                                     outputDirectory: options.outputDirectory)))
-        return .finished(steps: total - firstStep)
+        return .finished(steps: lastStep - firstStep)
     }
+
+    /// The stop vote's value for "--max-seconds has passed": below every signal's number.
+    static let timeUp: Float = 0.5
 
     /// Runs `body`, the collectives of step `step` among them, naming the step in a failure to communicate.
     private func communicating<T>(inStep step: Int, _ body: () throws -> T) throws -> T {

@@ -11,7 +11,7 @@ func exitStatus(for error: Error) -> Int32 {
     case let error as CheckpointError:
         if case .nonFinite = error { return 1 }
         return 2
-    case is DatasetError, is SafetensorsError:
+    case is DatasetError, is SafetensorsError, is ConfigurationError:
         return 2
     case let error as FileError:
         if case .writeFailed = error { return 1 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import CCPUFeatures
 import Foundation
+import GAN
 
 /// The `gantry` command: trains GANs on MNIST data-parallel under mpirun, samples them, and measures training speed.
 struct Gantry: ParsableCommand {
@@ -13,7 +14,7 @@ struct Gantry: ParsableCommand {
               launch/train -np 2 --model mlp --steps 20000 --batch-size 64
               gantry bench --model dcgan --steps 20
             """,
-        subcommands: [Train.self, Sample.self, Bench.self])
+        subcommands: [Train.self, Sample.self, Bench.self, Presets.self])
 }
 
 @main
@@ -23,6 +24,7 @@ enum Entry {
         // the first such instruction would kill the process with SIGILL, so say so first, in
         // words, before any Swift code that might contain one runs.
         gantry_exit_unless_avx2_fma()
+        printPresetBeforeHelp(CommandLine.arguments.dropFirst())
         do {
             var command = try Gantry.parseAsRoot(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
             try command.run()
@@ -35,6 +37,15 @@ enum Entry {
             }
             Gantry.exit(withError: error)
         }
+    }
+
+    /// `gantry train --preset NAME --help`: what the preset sets, before the flags' help.
+    static func printPresetBeforeHelp(_ arguments: ArraySlice<String>) {
+        let list = Array(arguments)
+        guard list.contains(where: { $0 == "--help" || $0 == "-h" }),
+              let i = list.firstIndex(of: "--preset"), i + 1 < list.count, let preset = Preset.named(list[i + 1])
+        else { return }
+        print(Presets.describe(preset))
     }
 
     /// `--resume` may stand alone ("the latest checkpoint in --out"): give it the explicit

@@ -10,6 +10,10 @@ import Optim
 extension ModelKind: ExpressibleByArgument {}
 extension NoiseDistribution: ExpressibleByArgument {}
 extension UpdateScheme: ExpressibleByArgument {}
+extension LossKind: ExpressibleByArgument {}
+extension OptimizerKind: ExpressibleByArgument {}
+extension DiscriminatorUpdate: ExpressibleByArgument {}
+extension GeneratorNoise: ExpressibleByArgument {}
 
 /// `gantry train`: every flag is validated before MPI starts; then each rank loads its shard
 /// and the run goes to GAN's `TrainingRun`.
@@ -22,6 +26,9 @@ struct Train: ParsableCommand {
             """)
 
     static let latestCheckpoint = "latest"
+
+    @Option(help: ArgumentHelp("One seed's training procedure: \(Preset.all.map(\.name).joined(separator: ", ")) (see gantry presets); flags beside it replace its settings.", valueName: "NAME"))
+    var preset: String?
 
     @Option(help: "Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: mlp; a resumed run's checkpoint's).")
     var model: ModelKind?
@@ -62,18 +69,42 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("update-scheme"), help: "alternating (D step, then G step on fresh noise; mlp's default) or simultaneous (one G pass, both step together; dcgan's default).")
     var updateScheme: UpdateScheme?
 
-    @Option(help: "Dropout rate of the DCGAN discriminator (default: 0.3).")
+    @Option(help: "Dropout rate of the DCGAN discriminator (default: 0.3; 0 with --loss wgan-gp).")
     var dropout: Float?
+
+    @Option(help: "Loss: bce (binary cross-entropy, the default), wgan (Wasserstein, weights clipped) or wgan-gp (Wasserstein with a gradient penalty).")
+    var loss: LossKind?
+
+    @Option(help: "Optimizer of both networks: adam (the default) or rmsprop (lr 5e-5 unless --lr, as the WGAN paper).")
+    var optimizer: OptimizerKind?
+
+    @Option(name: .customLong("critic-steps"), help: "Discriminator updates per generator update, each on its own real batch (n_critic; default 1, 5 with wgan and wgan-gp).")
+    var criticSteps: Int?
+
+    @Option(name: .customLong("d-update"), help: "joint (one D update on the real and generated batches' summed loss, the default) or split (two updates, one per batch, as seed 001's Keras code).")
+    var discriminatorUpdate: DiscriminatorUpdate?
+
+    @Option(name: .customLong("g-noise"), help: "The generator's turn draws fresh noise (the default) or reuses the same z as the discriminator's (seed 002).")
+    var generatorNoise: GeneratorNoise?
+
+    @Option(help: "--loss wgan: clip the critic's parameters to [-C, C] after each update (default 0.01).")
+    var clip: Float?
+
+    @Option(name: .customLong("gp-weight"), help: "--loss wgan-gp: the penalty's weight lambda (default 10).")
+    var gpWeight: Float?
+
+    @Option(name: .customLong("max-seconds"), help: ArgumentHelp("Stop after S seconds of training (the ranks agree on the step), with final samples and checkpoint.", valueName: "S"))
+    var maxSeconds: Double?
 
     @Flag(name: .customLong("sync-bn"), inversion: .prefixedNo,
           help: "Batch norm statistics over the global batch (all ranks), as one process with batch x ranks (default: each rank's own).")
     var syncBatchNorm: Bool?
 
-    @Option(name: .customLong("sample-every"), help: "Steps between sample grids (0: only at the end).")
-    var sampleEvery: Int = 1000
+    @Option(name: .customLong("sample-every"), help: "Steps between sample grids (0: only at the end; default 1000, or the preset's).")
+    var sampleEvery: Int?
 
-    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end).")
-    var checkpointEvery: Int = 5000
+    @Option(name: .customLong("checkpoint-every"), help: "Steps between checkpoints (0: only at the end; default 5000, or the preset's).")
+    var checkpointEvery: Int?
 
     @Option(help: "Checkpoints to keep: after each write, all but the newest N in --out/checkpoints are deleted.")
     var keep: Int = 5
@@ -119,8 +150,17 @@ struct Train: ParsableCommand {
         if let labelSmoothing, !(labelSmoothing >= 0 && labelSmoothing < 1) {
             throw ValidationError("--label-smoothing must be in [0, 1), got \(labelSmoothing)")
         }
-        for (name, value) in [("--sample-every", sampleEvery), ("--checkpoint-every", checkpointEvery)] where value < 0 {
-            throw ValidationError("\(name) must be 0 or more, got \(value)")
+        for (name, value) in [("--sample-every", sampleEvery), ("--checkpoint-every", checkpointEvery)] {
+            if let value, value < 0 { throw ValidationError("\(name) must be 0 or more, got \(value)") }
+        }
+        if let preset, Preset.named(preset) == nil {
+            throw ValidationError("--preset \(preset): no such preset; choose one of \(Preset.all.map(\.name).joined(separator: ", "))")
+        }
+        if let criticSteps, criticSteps <= 0 { throw ValidationError("--critic-steps must be a positive integer, got \(criticSteps)") }
+        if let clip, !(clip > 0 && clip.isFinite) { throw ValidationError("--clip must be a positive number, got \(clip)") }
+        if let gpWeight, !(gpWeight >= 0 && gpWeight.isFinite) { throw ValidationError("--gp-weight must be 0 or more, got \(gpWeight)") }
+        if let maxSeconds, !(maxSeconds > 0 && maxSeconds.isFinite) {
+            throw ValidationError("--max-seconds must be a positive number, got \(maxSeconds)")
         }
         for (name, value) in [("--log-every", logEvery), ("--check-every", checkEvery), ("--keep", keep)] where value <= 0 {
             throw ValidationError("\(name) must be a positive integer, got \(value)")
@@ -158,20 +198,38 @@ struct Train: ParsableCommand {
         r.updateScheme = updateScheme
         r.dropoutRate = dropout
         r.synchronizedBatchNorm = syncBatchNorm
+        r.loss = loss
+        r.optimizer = optimizer
+        r.criticSteps = criticSteps
+        r.discriminatorUpdate = discriminatorUpdate
+        r.generatorNoise = generatorNoise
+        r.clipValue = clip
+        r.penaltyWeight = gpWeight
         return r
     }
 
-    /// The run folder: --out, else runs/MODEL.
-    var outputDirectory: String { out ?? "runs/\((model ?? .mlp).rawValue)" }
+    /// The preset's settings (its global batch split over `ranks`), then the flags'.
+    func request(ranks: Int) -> ConfigurationRequest {
+        guard let preset = preset.flatMap(Preset.named) else { return configurationRequest }
+        var r = preset.request
+        r.batchSize = preset.batchSize(ranks: ranks)
+        return r.overridden(by: configurationRequest)
+    }
 
-    /// The schedule and outputs, for a run of `model`.
-    func trainingOptions(model: ModelKind) -> TrainingOptions {
+    /// The run folder: --out, else runs/PRESET or runs/MODEL.
+    var outputDirectory: String { out ?? "runs/\(preset ?? (model ?? .mlp).rawValue)" }
+
+    /// The schedule and outputs, for a run of `model` with `stepsPerEpoch` steps per epoch.
+    func trainingOptions(model: ModelKind, stepsPerEpoch: Int) -> TrainingOptions {
         var o = TrainingOptions(outputDirectory: outputDirectory)
-        let defaultLength: TrainingLength = model == .dcgan ? .epochs(50) : .steps(20000)
+        let preset = preset.flatMap(Preset.named)
+        let defaultLength: TrainingLength = preset?.length ?? (model.isConvolutional ? .epochs(50) : .steps(20000))
         o.length = epochs.map(TrainingLength.epochs) ?? steps.map(TrainingLength.steps) ?? defaultLength
         o.logEvery = logEvery
-        o.sampleEvery = sampleEvery
-        o.checkpointEvery = checkpointEvery
+        o.sampleEvery = sampleEvery ?? preset?.sampleEvery.steps(perEpoch: stepsPerEpoch) ?? 1000
+        o.checkpointEvery = checkpointEvery ?? preset?.checkpointEvery.steps(perEpoch: stepsPerEpoch) ?? 5000
+        if let preset { o.sampleCount = preset.sampleCount }
+        o.maxSeconds = maxSeconds
         o.checkEvery = checkEvery
         o.keep = keep
         o.profile = profile
@@ -195,16 +253,21 @@ struct Train: ParsableCommand {
             // A resumed run's configuration is its checkpoint's, which rank 0 reads.
             let plan = try resume.map { source in
                 try ResumePlan.make(source == Train.latestCheckpoint ? .latest : .file(source),
-                                    directory: outputDirectory + "/checkpoints", request: configurationRequest,
+                                    directory: outputDirectory + "/checkpoints", request: request(ranks: communicator.size),
                                     communicator: communicator)
             }
-            let configuration = plan?.configuration ?? configurationRequest.fresh
-            var options = trainingOptions(model: configuration.model)
-            options.resume = plan
+            let configuration = plan?.configuration ?? request(ranks: communicator.size).fresh
+            if communicator.isRoot, plan == nil, batchSize == nil,
+               let note = preset.flatMap(Preset.named)?.batchNote(ranks: communicator.size) {
+                FileHandle.standardError.write(Data("gantry: note: \(note)\n".utf8))
+            }
             let environment = ProcessInfo.processInfo.environment
             let directory = resolveDataDirectory(explicit: data, environment: environment)
             let shard = try MNISTShardData(directory: directory, configuration: configuration,
                                            rank: communicator.rank, ranks: communicator.size)
+            var options = trainingOptions(model: configuration.model,
+                                          stepsPerEpoch: max(1, shard.batchesPerEpoch / configuration.criticSteps))
+            options.resume = plan
             let backend = try Backends.make(try chooseInstructionSet(flag: isa),
                                             threads: threads ?? Train.defaultThreads(environment: environment))
             var outputs: [TrainingOutput] = progress.map { [$0] } ?? []
