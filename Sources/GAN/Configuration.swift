@@ -236,9 +236,6 @@ extension GANConfiguration {
         if loss.isWasserstein && discriminatorUpdate == .split {
             try refuse("--d-update split applies to --loss bce only", "drop --d-update, or pass --loss bce")
         }
-        if loss == .wganGP && synchronizedBatchNorm {
-            try refuse("--sync-bn with --loss wgan-gp: the penalty is per example, and batch norm couples them", "drop --sync-bn")
-        }
         if let clipValue, !(clipValue > 0 && clipValue.isFinite) { try refuse("--clip must be positive, got \(clipValue)", "pass e.g. --clip 0.01") }
     }
 }

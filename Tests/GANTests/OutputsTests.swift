@@ -145,7 +145,8 @@ final class RunEndTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    func run(steps: Int, maxLoss: Double = 1e6, stopRequest: @escaping () -> Int32? = { nil }) throws -> (TrainingRun, RunOutcome) {
+    func run(steps: Int, maxLoss: Double = 1e6, maxSeconds: Double? = nil,
+             stopRequest: @escaping () -> Int32? = { nil }) throws -> (TrainingRun, RunOutcome) {
         var c = GANConfiguration.defaults(for: .mlp)
         c.batchSize = 8
         var options = TrainingOptions(outputDirectory: directory)
@@ -153,6 +154,7 @@ final class RunEndTests: XCTestCase {
         options.sampleEvery = 0
         options.checkpointEvery = 0
         options.maxLoss = maxLoss
+        options.maxSeconds = maxSeconds
         let run = try TrainingRun(configuration: c, options: options, data: SyntheticData(count: 32, batch: 8),
                                   communicator: SingleProcessCommunicator(), stopRequest: stopRequest)
         return (run, try run.run())
@@ -185,5 +187,14 @@ final class RunEndTests: XCTestCase {
             XCTAssertEqual(limit, 1e-3)
         }
         XCTAssertEqual(Checkpoint.all(in: directory + "/checkpoints"), [])
+    }
+
+    /// --max-seconds: the step during which the time runs out is the last, with its samples and
+    /// checkpoint, and the run ends as finished (the ranks agree through the stop vote).
+    func testMaxSecondsEndsTheRunAsFinishedWithACheckpoint() throws {
+        let (_, outcome) = try run(steps: 1000, maxSeconds: 1e-9)
+        XCTAssertEqual(outcome, .finished(steps: 1))
+        XCTAssertEqual(Checkpoint.all(in: directory + "/checkpoints"), [directory + "/checkpoints/" + Checkpoint.fileName(step: 1)])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/samples/step-00000001.png"))
     }
 }

@@ -82,7 +82,7 @@ func registerTrainingChecks(into harness: inout Harness) {
     // largest value (smaller ones fewer, down to the subnormals); Adam divides by the gradients'
     // root mean square, so an element whose gradient is tiny can move by up to the learning rate
     // in either direction. The tolerance says how far: 2 % of each network's largest parameter.
-    for model in ModelKind.allCases {
+    for model in [ModelKind.mlp, .dcgan] {
         let c = configuration(model) { $0.seed = 11; $0.dropoutRate = 0; $0.synchronizedBatchNorm = true }
         var half = ExchangeOptions()
         half.halfPrecision = true
@@ -106,11 +106,35 @@ func registerTrainingChecks(into harness: inout Harness) {
             try checkEquivalence(check, configuration: synchronized, globalBatch: 64, steps: 3)
         }
     }
+
+    // The other losses and update procedures: each critic update takes its own real batch, and
+    // WGAN-GP's mixing weights are drawn per global example, so N ranks train what one does.
+    // RMSprop divides each gradient by its root mean square, so in its first steps every
+    // parameter moves by about lr·√(1/(1-ρ)) = 5e-4 whatever its gradient's size: an element
+    // whose gradient is a rounding difference from 0 moves as much as any, and the clipped
+    // critic's largest value is 0.01. The WGAN check allows 1e-3 of that for it.
+    let procedures: [(String, GANConfiguration, Int, Int, Float)] = [
+        ("mlp, --loss wgan-gp, 5 critic steps", configuration(.mlp, loss: .wganGP) { $0.seed = 3 }, 64, 3, 1e-4),
+        ("dcgan-gp, --loss wgan-gp, 5 critic steps, --sync-bn",
+         configuration(.dcganGP, loss: .wganGP) { $0.seed = 3; $0.synchronizedBatchNorm = true }, 16, 2, 1e-4),
+        ("mlp, --loss wgan, --clip 0.01, rmsprop", configuration(.mlp, loss: .wgan) {
+            $0.seed = 3; $0.generatorOptimizer = .rmsprop(); $0.discriminatorOptimizer = .rmsprop()
+        }, 128, 3, 1e-3),
+        ("mlp, --d-update split (seed 001)", configuration(.mlp) { $0.discriminatorUpdate = .split; $0.seed = 3 }, 128, 5, 1e-4),
+        ("mlp, --g-noise same, uniform noise (seed 002)",
+         configuration(.mlp) { $0.generatorNoise = .same; $0.noise = .uniform; $0.labelSmoothing = 0.1 }, 128, 5, 1e-4),
+    ]
+    for (name, c, global, steps, tolerance) in procedures {
+        harness.add("N ranks x batch \(global)/N == 1 rank x batch \(global) to \(tolerance) after \(steps) steps (\(name))") { check in
+            try checkEquivalence(check, configuration: c, globalBatch: global, steps: steps, tolerance: tolerance)
+        }
+    }
 }
 
 /// A model's defaults with `edits`, as a value.
-private func configuration(_ model: ModelKind, _ edits: (inout GANConfiguration) -> Void = { _ in }) -> GANConfiguration {
-    var c = GANConfiguration.defaults(for: model)
+private func configuration(_ model: ModelKind, loss: LossKind = .bce,
+                           _ edits: (inout GANConfiguration) -> Void = { _ in }) -> GANConfiguration {
+    var c = GANConfiguration.defaults(for: model, loss: loss)
     edits(&c)
     return c
 }
@@ -118,7 +142,9 @@ private func configuration(_ model: ModelKind, _ edits: (inout GANConfiguration)
 /// The settings a check runs with, on one line (rank 0 prints it under the check's name).
 private func describe(_ c: GANConfiguration) -> String {
     "    configuration: \(c.model.rawValue), batch \(c.batchSize) per rank, \(c.updateScheme.rawValue), seed \(c.seed), "
-        + "label smoothing \(c.labelSmoothing), dropout \(c.dropoutRate), sync-bn \(c.synchronizedBatchNorm)"
+        + "label smoothing \(c.labelSmoothing), dropout \(c.dropoutRate), sync-bn \(c.synchronizedBatchNorm), "
+        + "loss \(c.loss.rawValue), critic steps \(c.criticSteps), d-update \(c.discriminatorUpdate.rawValue), "
+        + "g-noise \(c.generatorNoise.rawValue), noise \(c.noise.rawValue), optimizer \(c.generatorOptimizer.kind.rawValue)"
 }
 
 /// Each rank trains on its own examples: only the all-reduce keeps the replicas together.
@@ -181,11 +207,16 @@ private func checkEquivalence(_ check: CheckContext, configuration: GANConfigura
     try distributed.initializeParameters()
     try single.initializeParameters()
     let pixels = c.pixelCount
+    // A step takes one global batch per critic update; each rank its slice of each.
+    let batches = c.criticSteps
     for step in 0..<steps {
-        let global = syntheticImages(count: globalBatch, pixels: pixels, seed: UInt64(step))
-        _ = try global.withUnsafeBufferPointer {
-            try distributed.step(real: $0.baseAddress! + comm.rank * c.batchSize * pixels, step: step)
+        let global = syntheticImages(count: globalBatch * batches, pixels: pixels, seed: UInt64(step))
+        var local: [Float] = []
+        for k in 0 ..< batches {
+            let first: Int = (k * globalBatch + comm.rank * c.batchSize) * pixels
+            local += global[first ..< first + c.batchSize * pixels]
         }
+        _ = try distributed.step(real: local, step: step)
         _ = try single.step(real: global, step: step)
     }
     for (a, b) in [(distributed.models.generator, single.models.generator),
