@@ -133,6 +133,21 @@ public enum Checkpoint {
         }
     }
 
+    /// Loads `network`'s parameters and state, stored under `name` ("generator.0.kernel"), from
+    /// `file`, each tensor's checksum checked; returns the tensor names read.
+    static func load(_ network: Sequential, named name: String, from file: SafetensorsFile) throws -> Set<String> {
+        var names: Set<String> = []
+        for store in [network.parameters, network.state] {
+            let values = store.values
+            for entry in store.entries {
+                try load("\(name).\(entry.name)", shape: entry.shape, from: file,
+                         into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
+                names.insert("\(name).\(entry.name)")
+            }
+        }
+        return names
+    }
+
     /// The number of ranks of the run that wrote the checkpoint at `path` (nil in files before it was recorded).
     public static func ranks(at path: String) throws -> Int? {
         try SafetensorsFile(path: path).metadata["gantry.ranks"].flatMap(Int.init)
@@ -165,14 +180,7 @@ public enum Checkpoint {
         }
         var expected: Set<String> = []
         for (name, network, optimizer) in trainer.namedNetworks {
-            for store in [network.parameters, network.state] {
-                let values = store.values
-                for entry in store.entries {
-                    try load("\(name).\(entry.name)", shape: entry.shape, from: file,
-                             into: UnsafeMutableBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count]))
-                    expected.insert("\(name).\(entry.name)")
-                }
-            }
+            expected.formUnion(try load(network, named: name, from: file))
             for (stateName, values) in optimizer.state {
                 try load("\(name).\(stateName)", shape: [optimizer.count], from: file, into: values)
                 expected.insert("\(name).\(stateName)")

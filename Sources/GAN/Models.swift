@@ -23,24 +23,26 @@ public struct GANModels {
 
     public init(configuration c: GANConfiguration, maxBatch: Int, backend: Backend) {
         let workspace = Workspace()
+        generator = GANModels.generator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+        discriminator = GANModels.discriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+    }
+
+    /// The generator of `c.model` alone (for sampling a checkpoint).
+    public static func generator(_ c: GANConfiguration, maxBatch: Int, workspace: Workspace = Workspace(),
+                                 backend: Backend) -> Sequential {
         switch c.model {
         case .mlp:
             let hidden = 128, slope: Float = 0.01
-            generator = Sequential([
+            return Sequential([
                 Dense(c.latentDimension, hidden, backend: backend),
                 LeakyReLU(hidden, slope: slope, backend: backend),
                 Dense(hidden, c.pixelCount, backend: backend),
                 Tanh(c.pixelCount, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
-            discriminator = Sequential([
-                Dense(c.pixelCount, hidden, backend: backend),
-                LeakyReLU(hidden, slope: slope, backend: backend),
-                Dense(hidden, 1, backend: backend),
-            ], maxBatch: maxBatch, workspace: workspace)
         case .dcganWGAN:
             // Seed 003: ReLU before batch norm, as its code has it.
             func relu(_ count: Int) -> Layer { LeakyReLU(count, slope: 0, backend: backend) }
-            generator = Sequential([
+            return Sequential([
                 Dense(c.latentDimension, 7 * 7 * 256, backend: backend), relu(7 * 7 * 256),
                 Reshape([7, 7, 256]),
                 ConvTranspose2D(inputHeight: 7, inputWidth: 7, inputChannels: 256, filters: 128, kernelSize: 5,
@@ -53,10 +55,9 @@ public struct GANModels {
                                 stride: 2, backend: backend),
                 Tanh(28 * 28, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
-            discriminator = GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
         case .dcganGP:
             let slope: Float = 0.2
-            generator = Sequential([
+            return Sequential([
                 Dense(c.latentDimension, 7 * 7 * 256, bias: false, backend: backend),
                 BatchNormalization(7 * 7 * 256, momentum: 0.8),
                 LeakyReLU(7 * 7 * 256, slope: slope, backend: backend),
@@ -73,22 +74,10 @@ public struct GANModels {
                                 stride: 1, backend: backend),
                 Tanh(28 * 28, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
-            discriminator = Sequential([
-                Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 4, stride: 2,
-                       backend: backend),
-                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
-                Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
-                Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 4, stride: 2,
-                       backend: backend),
-                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
-                Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
-                Reshape(flattening: [7, 7, 128]),
-                Dense(7 * 7 * 128, 1, backend: backend),
-            ], maxBatch: maxBatch, workspace: workspace)
         case .dcgan:
             // NHWC throughout: Dense(7*7*256) reshaped to 7x7x256 is the same memory.
             let slope: Float = 0.3
-            generator = Sequential([
+            return Sequential([
                 Dense(c.latentDimension, 7 * 7 * 256, bias: false, backend: backend),
                 BatchNormalization(7 * 7 * 256),
                 LeakyReLU(7 * 7 * 256, slope: slope, backend: backend),
@@ -105,7 +94,36 @@ public struct GANModels {
                                 stride: 2, bias: true, backend: backend),
                 Tanh(28 * 28, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
-            discriminator = GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+        }
+    }
+
+    static func discriminator(_ c: GANConfiguration, maxBatch: Int, workspace: Workspace, backend: Backend) -> Sequential {
+        switch c.model {
+        case .mlp:
+            let hidden = 128, slope: Float = 0.01
+            return Sequential([
+                Dense(c.pixelCount, hidden, backend: backend),
+                LeakyReLU(hidden, slope: slope, backend: backend),
+                Dense(hidden, 1, backend: backend),
+            ], maxBatch: maxBatch, workspace: workspace)
+        case .dcganWGAN:
+            return GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+        case .dcganGP:
+            let slope: Float = 0.2
+            return Sequential([
+                Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 4, stride: 2,
+                       backend: backend),
+                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
+                Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
+                Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 4, stride: 2,
+                       backend: backend),
+                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
+                Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
+                Reshape(flattening: [7, 7, 128]),
+                Dense(7 * 7 * 128, 1, backend: backend),
+            ], maxBatch: maxBatch, workspace: workspace)
+        case .dcgan:
+            return GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
         }
     }
 

@@ -283,16 +283,8 @@ public final class GANTrainer {
     /// `count` may exceed the training batch: it runs in chunks.
     public func generate(count: Int, stream: RandomStream, firstExample: Int = 0,
                          into output: UnsafeMutablePointer<Float>) {
-        let pixels = configuration.pixelCount
-        var done = 0
-        while done < count {
-            let n = min(batch, count - done)
-            fillLatent(noise.baseAddress!, count: n, firstExample: firstExample + done, stream: stream,
-                       configuration: configuration, backend: backend)
-            let images = generator.forward(noise.baseAddress!, batch: n, context: ForwardContext(training: false))
-            (output + done * pixels).update(from: images, count: n * pixels)
-            done += n
-        }
+        generateImages(generator, noise: noise, configuration: configuration, count: count, stream: stream,
+                       firstExample: firstExample, into: output, backend: backend)
     }
 
     /// The ranks whose parameters (either network) differ from rank 0's, by comparing 64-bit

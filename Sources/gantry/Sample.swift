@@ -1,6 +1,5 @@
 import ArgumentParser
 import Datasets
-import Distributed
 import FileFormats
 import Foundation
 import GAN
@@ -45,13 +44,11 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         do {
-            let configuration = try Checkpoint.configuration(at: checkpoint)
-            let trainer = GANTrainer(configuration: configuration, communicator: SingleProcessCommunicator())
-            _ = try Checkpoint.restore(trainer, from: checkpoint)
-            let c = configuration
+            let sampler = try Sampler(checkpoint: checkpoint)
+            let c = sampler.configuration
             let images = UnsafeMutableBufferPointer<Float>.allocate(capacity: count * c.pixelCount)
             defer { images.deallocate() }
-            trainer.generate(count: count, stream: RandomStream(seed: seed, 0x5A4D_504C), into: images.baseAddress!)
+            sampler.generate(count: count, stream: RandomStream(seed: seed, 0x5A4D_504C), into: images.baseAddress!)
             switch format! {
             case .idx:
                 try IDX.writeImages(path: out, count: count, rows: c.imageHeight, columns: c.imageWidth,
