@@ -15,6 +15,10 @@ public enum ModelKind: String, Codable, Sendable, CaseIterable {
     /// ConvT 1 7x7 s1 tanh; critic Conv 64 and 128 4x4 s2 with LeakyReLU 0.2, Dense 1.
     case dcganGP = "dcgan-gp"
 
+    /// The models the benchmarks and the projection measure by default: the two the TensorFlow
+    /// anchors time (seed 001's MLP and seed 000's DCGAN).
+    public static let benchmarked: [ModelKind] = [.mlp, .dcgan]
+
     /// A convolutional model (the DCGANs), as opposed to the MLP.
     public var isConvolutional: Bool { self != .mlp }
 }

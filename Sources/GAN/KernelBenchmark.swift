@@ -77,7 +77,7 @@ public enum KernelBenchmark {
         let backend = try Backends.make(instructionSet, threads: threads)
         let peaks = try Backends.supported.map { PeakFigure(instructionSet: $0, gflops: try Backends.measurePeakGFLOPS($0)) }
         var models: [(ModelKind, [GEMMFigure])] = []
-        for model in ModelKind.allCases {
+        for model in ModelKind.benchmarked {
             let shapes = try stepShapes(model, batchSize: batchSize, backend: backend).map {
                 GEMMFigure(shape: $0.shape, label: "\(model.rawValue) \($0.label)", alsoIn: $0.alsoIn,
                            callsPerStep: $0.calls, gflops: measure($0.shape, backend: backend, seconds: seconds))

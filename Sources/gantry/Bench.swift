@@ -23,7 +23,7 @@ struct Bench: ParsableCommand {
             """)
 
     @Option(name: .customLong("model"), help: """
-        Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: mlp; with --project, both).
+        Model: \(ModelKind.allCases.map(\.rawValue).joined(separator: ", ")) (default: mlp; with --project, mlp and dcgan).
         """)
     var modelOption: ModelKind?
 

@@ -58,7 +58,7 @@ extension Bench {
     func runProjection(_ instructionSet: InstructionSet) throws {
         let communicator = try startMPI()
         do {
-            let models = modelOption.map { [$0] } ?? ModelKind.allCases
+            let models = modelOption.map { [$0] } ?? ModelKind.benchmarked
             let measurement = try ScalingBenchmark.run(ScalingOptions(models: models.map { benchmarkOptions($0, instructionSet) }),
                                                        communicator: communicator)
             if communicator.isRoot {
@@ -260,7 +260,7 @@ struct ProjectionReport {
             + measurement.models.compactMap { model in
                 guard let measured = model.medianMeasured else { return nil }
                 let predicted = predict(model, ranks: measurement.ranks, on: fit.network, jobVariant)
-                return "  " + pad(model.profile.model.rawValue, 6) + "predicted " + fixed(predicted.imagesPerSecond, 0) + " images/s ("
+                return "  " + pad(model.profile.model.rawValue, 11) + "predicted " + fixed(predicted.imagesPerSecond, 0) + " images/s ("
                     + fixed(predicted.stepSeconds * 1e3, 3) + " ms a step), measured " + fixed(measured.imagesPerSecond, 0) + " ("
                     + fixed(measured.stepSeconds * 1e3, 3) + " ms " + rounds(model.measured.map(\.stepSeconds)) + "): "
                     + percent(predicted.imagesPerSecond / measured.imagesPerSecond - 1)

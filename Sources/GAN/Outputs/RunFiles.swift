@@ -36,7 +36,7 @@ public enum EventText {
             let c = r.configuration
             return "gantry: \(c.model.rawValue) GAN, \(r.ranks) rank(s) x batch \(c.batchSize) = global batch \(r.globalBatch), "
                 + "\(r.stepsPerEpoch) steps/epoch, steps \(r.firstStep)..<\(r.totalSteps), G \(r.generatorParameters) + "
-                + "D \(r.discriminatorParameters) parameters, scheme \(c.updateScheme.rawValue), \(r.threads) thread(s) per rank"
+                + "D \(r.discriminatorParameters) parameters, \(procedure(c)), \(r.threads) thread(s) per rank"
                 + (r.ranks > 1 ? ", gradients " + exchange(r.exchange) : "")
         case let .resumed(path, step, skipped, notes):
             return (skipped.map { "gantry: skipped \($0.path): \($0.reason)" } + ["gantry: resuming from \(path) at step \(step)"]
@@ -52,6 +52,18 @@ public enum EventText {
             return "gantry: \(StopSignal.name(stop.signal)) received: every rank finished step \(stop.step); "
                 + "writing its checkpoint"
         }
+    }
+
+    /// The loss and how a step updates the networks: "loss wgan-gp, alternating, 5 critic steps".
+    static func procedure(_ c: GANConfiguration) -> String {
+        var words = ["loss \(c.loss.rawValue)", "scheme \(c.updateScheme.rawValue)"]
+        if c.updateScheme == .alternating {
+            if c.criticSteps > 1 { words.append("\(c.criticSteps) critic steps") }
+            if c.discriminatorUpdate == .split { words.append("D split") }
+            if c.generatorNoise == .same { words.append("G on the same z") }
+        }
+        if c.generatorOptimizer.kind != .adam { words.append(c.generatorOptimizer.kind.rawValue) }
+        return words.joined(separator: ", ")
     }
 
     static func exchange(_ e: ExchangeOptions) -> String {
