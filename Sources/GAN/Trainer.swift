@@ -314,12 +314,21 @@ public final class GANTrainer {
 /// One pass of one network in a training step: forward, or backward computing `backward`'s gradients.
 public struct NetworkPass: Sendable {
     public var network: NetworkRole
-    /// nil for a forward pass.
+    /// nil for a forward pass (or a double backward).
     public var backward: BackwardOptions?
+    /// The second half of double backpropagation (WGAN-GP's penalty).
+    public var doubleBackward = false
 
     public init(_ network: NetworkRole, backward: BackwardOptions? = nil) {
         self.network = network
         self.backward = backward
+    }
+
+    /// WGAN-GP's second-order pass through `network`.
+    public static func doubleBackward(_ network: NetworkRole) -> NetworkPass {
+        var pass = NetworkPass(network)
+        pass.doubleBackward = true
+        return pass
     }
 }
 
@@ -352,7 +361,14 @@ extension GANTrainer {
         let g = NetworkRole.generator, d = NetworkRole.discriminator
         // D on real images and on G(z), each backpropagated into D's parameters only.
         let discriminatorBackward = NetworkPass(d, backward: BackwardOptions(parameterGradients: true, inputGradient: false))
-        var passes = [NetworkPass(g), NetworkPass(d), discriminatorBackward, NetworkPass(d), discriminatorBackward]
+        var critic = [NetworkPass(g), NetworkPass(d), discriminatorBackward]
+        // WGAN-GP: D on the mixes, its input gradient, and the pass back through that backward.
+        if configuration.loss == .wganGP {
+            critic += [NetworkPass(d), NetworkPass(d, backward: BackwardOptions(parameterGradients: false, inputGradient: true)),
+                       .doubleBackward(d)]
+        }
+        critic += [NetworkPass(d), discriminatorBackward]
+        var passes = Array([[NetworkPass]](repeating: critic, count: configuration.criticSteps).joined())
         // Alternating: the generator's turn runs G and the updated D again, on fresh noise.
         if configuration.updateScheme == .alternating { passes += [NetworkPass(g), NetworkPass(d)] }
         // G's loss: back through D (its input gradients, not its parameters') into G's parameters.
@@ -367,9 +383,15 @@ extension GANTrainer {
                               discriminator: Array(repeating: LayerFLOPs(), count: models.discriminator.layers.count))
         let batch = configuration.batchSize
         for pass in passesPerStep {
-            let counts = models[pass.network].layerFLOPs(batch: batch, backward: pass.backward)
+            let network = models[pass.network]
+            let counts = pass.doubleBackward ? network.layers.map { $0.flops(batch: batch, .doubleBackward) }
+                : network.layerFLOPs(batch: batch, backward: pass.backward)
             for (i, count) in counts.enumerated() {
-                if pass.backward == nil { flops[pass.network][i].forward += count } else { flops[pass.network][i].backward += count }
+                if pass.backward == nil && !pass.doubleBackward {
+                    flops[pass.network][i].forward += count
+                } else {
+                    flops[pass.network][i].backward += count
+                }
             }
         }
         return flops

@@ -82,9 +82,12 @@ extension Sequential {
         precondition(supportsDoubleBackward, "\(type(of: firstLayerWithoutDoubleBackward!)) has no double backward")
         let saved = doubleBackwardMemory
         var dy = UnsafePointer(saved.ones.base)
+        let pass = LayerPass.backward(parameterGradients: false, inputGradient: true)
         for (i, layer) in layers.enumerated().reversed() {
             saved.outputGradients[i].base.update(from: dy, count: batch * layer.outputCount)
+            observer?.begin(layer: i, pass)
             dy = layer.backward(dy, batch: batch, parameterGradients: false, needInputGradient: true)!
+            observer?.end(layer: i, pass)
         }
         return dy
     }
@@ -95,9 +98,11 @@ extension Sequential {
         let saved = doubleBackwardMemory
         var tangent = u
         for (i, layer) in layers.enumerated() {
+            observer?.begin(layer: i, .doubleBackward)
             tangent = (layer as! DoubleBackwardLayer).backwardOfInputGradient(
                 tangent, outputGradient: saved.outputGradients[i].base, batch: batch,
                 into: saved.tangent(avoiding: tangent))
+            observer?.end(layer: i, .doubleBackward)
         }
     }
 }

@@ -101,6 +101,10 @@ extension Layer {
         case .forward: return forwardFLOPs(batch: batch)
         case let .backward(parameterGradients, inputGradient):
             return backwardFLOPs(batch: batch, parameterGradients: parameterGradients, inputGradient: inputGradient)
+        case .doubleBackward:
+            // The tangent is the forward's product without the bias; the kernel term is the
+            // parameter gradient's product (see `DoubleBackwardLayer`).
+            return forwardFLOPs(batch: batch) + backwardFLOPs(batch: batch, parameterGradients: true, inputGradient: false)
         }
     }
 }
@@ -110,6 +114,8 @@ public enum LayerPass: Hashable, Sendable {
     case forward
     /// A backward pass and what it computes.
     case backward(parameterGradients: Bool, inputGradient: Bool)
+    /// The second half of double backpropagation (`DoubleBackwardLayer`).
+    case doubleBackward
 }
 
 /// Hears each layer's pass begin and end (for per-layer timings and counts). `Sequential`

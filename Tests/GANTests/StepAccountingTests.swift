@@ -68,6 +68,32 @@ final class StepAccountingTests: XCTestCase {
                 XCTAssertEqual(counters[1].flops, expected.discriminator, "\(model) \(scheme) D")
             }
         }
+        // The other procedures: n_critic updates, the penalty's passes, D's split update.
+        var procedures: [GANConfiguration] = []
+        for loss in [LossKind.wgan, .wganGP] {
+            var c = GANConfiguration.defaults(for: .mlp, loss: loss)
+            c.batchSize = 4
+            procedures.append(c)
+        }
+        var split = GANConfiguration.defaults(for: .mlp)
+        split.batchSize = 4
+        split.discriminatorUpdate = .split
+        procedures.append(split)
+        var gp = GANConfiguration.defaults(for: .dcganGP, loss: .wganGP)
+        gp.batchSize = 2
+        gp.criticSteps = 2
+        procedures.append(gp)
+        for c in procedures {
+            let trainer = GANTrainer(configuration: c, communicator: SingleProcessCommunicator())
+            try trainer.initializeParameters()
+            let counters = NetworkRole.allCases.map { FLOPCounter(trainer.models[$0], batch: c.batchSize) }
+            for counter in counters { counter.network.observer = counter }
+            var real = [Float](repeating: 0.25, count: c.criticSteps * c.batchSize * c.pixelCount)
+            _ = try trainer.step(real: &real, step: 0)
+            let expected = trainer.flopsPerStep, name = "\(c.model.rawValue) \(c.loss.rawValue) \(c.discriminatorUpdate.rawValue)"
+            XCTAssertEqual(counters[0].flops, expected.generator, name + " G")
+            XCTAssertEqual(counters[1].flops, expected.discriminator, name + " D")
+        }
     }
 
     // MARK: Phases
