@@ -106,42 +106,30 @@ public struct GANModels {
                 LeakyReLU(hidden, slope: slope, backend: backend),
                 Dense(hidden, 1, backend: backend),
             ], maxBatch: maxBatch, workspace: workspace)
-        case .dcganWGAN:
-            return GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+        case .dcgan, .dcganWGAN:
+            return GANModels.convolutionalDiscriminator(c, kernelSize: 5, slope: 0.3, maxBatch: maxBatch,
+                                                        workspace: workspace, backend: backend)
         case .dcganGP:
-            let slope: Float = 0.2
-            return Sequential([
-                Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 4, stride: 2,
-                       backend: backend),
-                LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
-                Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
-                Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 4, stride: 2,
-                       backend: backend),
-                LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
-                Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
-                Reshape(flattening: [7, 7, 128]),
-                Dense(7 * 7 * 128, 1, backend: backend),
-            ], maxBatch: maxBatch, workspace: workspace)
-        case .dcgan:
-            return GANModels.tutorialDiscriminator(c, maxBatch: maxBatch, workspace: workspace, backend: backend)
+            return GANModels.convolutionalDiscriminator(c, kernelSize: 4, slope: 0.2, maxBatch: maxBatch,
+                                                        workspace: workspace, backend: backend)
         }
     }
 
-    /// The TensorFlow tutorial's discriminator (seeds 000 and 003): Conv 64 and 128 5x5 s2, each
-    /// with LeakyReLU 0.3 and dropout, Flatten, Dense 1.
-    static func tutorialDiscriminator(_ c: GANConfiguration, maxBatch: Int, workspace: Workspace,
-                                      backend: Backend) -> Sequential {
-        let slope: Float = 0.3
-        return Sequential([
-            Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: 5, stride: 2,
+    /// The DCGANs' discriminators: Conv 64 and 128 k x k stride 2, each with LeakyReLU and
+    /// dropout, Flatten, Dense 1. The tutorial's (seeds 000 and 003) has 5x5 kernels and slope
+    /// 0.3; seed 004's critic 4x4 and 0.2.
+    static func convolutionalDiscriminator(_ c: GANConfiguration, kernelSize: Int, slope: Float, maxBatch: Int,
+                                           workspace: Workspace, backend: Backend) -> Sequential {
+        Sequential([
+            Conv2D(inputHeight: 28, inputWidth: 28, inputChannels: 1, filters: 64, kernelSize: kernelSize, stride: 2,
                    backend: backend),
             LeakyReLU(14 * 14 * 64, slope: slope, backend: backend),
             Dropout(14 * 14 * 64, rate: c.dropoutRate, backend: backend),
-            Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: 5, stride: 2,
+            Conv2D(inputHeight: 14, inputWidth: 14, inputChannels: 64, filters: 128, kernelSize: kernelSize, stride: 2,
                    backend: backend),
             LeakyReLU(7 * 7 * 128, slope: slope, backend: backend),
             Dropout(7 * 7 * 128, rate: c.dropoutRate, backend: backend),
-            Reshape([7 * 7 * 128]),
+            Reshape(flattening: [7, 7, 128]),
             Dense(7 * 7 * 128, 1, backend: backend),
         ], maxBatch: maxBatch, workspace: workspace)
     }
