@@ -208,6 +208,8 @@ enum RandomPurpose: UInt64 {
     case dropout = 5
     /// WGAN-GP's per-example mixing weights ε of real and generated images.
     case penaltyMix = 6
+    /// The images `--eval-every` judges.
+    case evaluationNoise = 7
 }
 
 /// A configuration whose settings do not go together.

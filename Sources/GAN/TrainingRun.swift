@@ -56,6 +56,9 @@ public struct TrainingOptions: Sendable {
     /// Wall-clock seconds after which the run ends, as if its last step were the one running
     /// then (rank 0's clock decides, the ranks agree on the step): final samples and checkpoint.
     public var maxSeconds: Double?
+    /// Steps between evaluations of the generator's images (`--eval-every`; 0: none). The
+    /// run's `SampleEvaluator` judges them on rank 0; the figures go to every output.
+    public var evaluateEvery = 0
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
@@ -121,6 +124,8 @@ public final class TrainingRun {
     let data: TrainingData
     let communicator: Communicator
     let outputs: [TrainingOutput]
+    /// Judges the generator's images every `options.evaluateEvery` steps (rank 0; nil: never).
+    let evaluator: SampleEvaluator?
     let threads: Int
     /// The signal this rank was asked to stop by, if any (default: `StopSignal.received`).
     let stopRequest: () -> Int32?
@@ -133,7 +138,9 @@ public final class TrainingRun {
     /// terminal, a timeline), on the ranks that keep them.
     public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
                 communicator: Communicator, backend: Backend = Backends.automatic(),
-                outputs: [TrainingOutput] = [], stopRequest: @escaping () -> Int32? = { StopSignal.received }) throws {
+                outputs: [TrainingOutput] = [], evaluator: SampleEvaluator? = nil,
+                stopRequest: @escaping () -> Int32? = { StopSignal.received }) throws {
+        self.evaluator = evaluator
         try configuration.validate()
         self.options = options
         self.stopRequest = stopRequest
@@ -250,6 +257,12 @@ public final class TrainingRun {
                 try record(.stopped(end))
             }
             if communicator.rank == 0 {
+                if stop == nil, let evaluator, options.evaluateEvery > 0, done % options.evaluateEvery == 0 || last {
+                    trainer.observer?.begin(.samples)
+                    let figures = try evaluate(with: evaluator)
+                    trainer.observer?.end(.samples)
+                    try record(.evaluated(EvaluationRecord(step: done, figures: figures)))
+                }
                 if stop == nil, (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last {
                     trainer.observer?.begin(.samples)
                     let path = try writeSamples(step: done)
@@ -305,6 +318,17 @@ public final class TrainingRun {
             try trainer.initializeParameters()
         }
         return Int(step)
+    }
+
+    /// `evaluator`'s figures for its number of images from the generator, on noise fixed for
+    /// the run (the same latent points at every evaluation).
+    func evaluate(with evaluator: SampleEvaluator) throws -> [EvaluationRecord.Figure] {
+        let c = trainer.configuration, count = evaluator.sampleCount
+        let images = UnsafeMutableBufferPointer<Float>.allocate(capacity: count * c.pixelCount)
+        defer { images.deallocate() }
+        trainer.generate(count: count, stream: RandomStream(seed: c.seed, RandomPurpose.evaluationNoise.rawValue),
+                         into: images.baseAddress!)
+        return try evaluator.evaluate(UnsafeBufferPointer(images))
     }
 
     /// A grid of the generator's images for a fixed noise batch, so grids of successive

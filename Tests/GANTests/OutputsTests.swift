@@ -197,4 +197,37 @@ final class RunEndTests: XCTestCase {
         XCTAssertEqual(Checkpoint.all(in: directory + "/checkpoints"), [directory + "/checkpoints/" + Checkpoint.fileName(step: 1)])
         XCTAssertTrue(FileManager.default.fileExists(atPath: directory + "/samples/step-00000001.png"))
     }
+
+    /// --eval-every: rank 0 judges a fixed batch of the generator's images every N steps and at
+    /// the end; the figures reach metrics.jsonl and train.log.
+    func testEvaluationsReachTheMetrics() throws {
+        final class MeanPixel: SampleEvaluator {
+            var calls = 0
+            let sampleCount = 10
+            func evaluate(_ images: UnsafeBufferPointer<Float>) throws -> [EvaluationRecord.Figure] {
+                calls += 1
+                XCTAssertEqual(images.count, 10 * 784)
+                return [.init(name: "mean", value: images.reduce(0.0) { $0 + Double($1) } / Double(images.count)),
+                        .init(name: "calls", value: Double(calls))]
+            }
+        }
+        var c = GANConfiguration.defaults(for: .mlp)
+        c.batchSize = 8
+        var options = TrainingOptions(outputDirectory: directory)
+        options.length = .steps(5)
+        options.evaluateEvery = 2
+        options.sampleEvery = 0
+        let judge = MeanPixel()
+        let run = try TrainingRun(configuration: c, options: options, data: SyntheticData(count: 32, batch: 8),
+                                  communicator: SingleProcessCommunicator(), evaluator: judge)
+        try run.run()
+        XCTAssertEqual(judge.calls, 3, "steps 2, 4 and the last, 5")
+        let records = try String(contentsOfFile: directory + "/metrics.jsonl", encoding: .utf8)
+            .split(separator: "\n").filter { $0.contains("\"calls\"") }
+        XCTAssertEqual(records.count, 3)
+        XCTAssertTrue(records[0].hasPrefix("{\"step\":2,\"mean\":"), String(records[0]))
+        XCTAssertTrue(records[2].hasSuffix(",\"calls\":3}"), String(records[2]))
+        let log = try String(contentsOfFile: directory + "/train.log", encoding: .utf8)
+        XCTAssertTrue(log.contains("eval  step 4  mean "), log)
+    }
 }

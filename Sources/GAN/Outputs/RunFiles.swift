@@ -22,8 +22,11 @@ public final class MetricsFile: TrainingOutput {
     deinit { try? handle.close() }
 
     public func record(_ event: TrainingEvent) throws {
-        guard case let .interval(summary) = event else { return }
-        handle.write(Data((EventText.json(summary) + "\n").utf8))
+        switch event {
+        case let .interval(summary): handle.write(Data((EventText.json(summary) + "\n").utf8))
+        case let .evaluated(record): handle.write(Data((EventText.json(record) + "\n").utf8))
+        default: break
+        }
     }
 }
 
@@ -46,6 +49,8 @@ public enum EventText {
             return ([progress(s)] + (s.profile ?? []).map(profile)).joined(separator: "\n")
         case let .saved(file):
             return file.kind == .checkpoint && file.last ? "gantry: checkpoint \(file.path)" : nil
+        case let .evaluated(r):
+            return "eval  step \(r.step)  " + r.figures.map { "\($0.name) \(fixed($0.value, 3))" }.joined(separator: "  ")
         case let .finished(end):
             return "gantry: trained \(end.steps) steps in \(duration(end.seconds)); outputs in \(end.outputDirectory)"
         case let .stopped(stop):
@@ -107,6 +112,11 @@ public enum EventText {
             }.joined(separator: ",") + "]"
         }
         return text + "}"
+    }
+
+    /// An evaluation's record: {"step":N,"fid":...,"score":...,"coverage":...}.
+    public static func json(_ r: EvaluationRecord) -> String {
+        "{\"step\":\(r.step)," + r.figures.map { "\"\($0.name)\":\(number($0.value))" }.joined(separator: ",") + "}"
     }
 
     /// JSON has no NaN or infinity: such values are written as null.

@@ -29,6 +29,8 @@ public enum TrainingEvent: Sendable {
     case interval(IntervalSummary)
     /// Rank 0 wrote a checkpoint or a sample grid.
     case saved(SavedFile)
+    /// Rank 0 judged the generator's images (`--eval-every`).
+    case evaluated(EvaluationRecord)
     /// The last step is done and its files are written.
     case finished(RunEnd)
     /// A stop signal ends the run after `step`; rank 0 writes the checkpoint next. Every rank
@@ -91,6 +93,37 @@ public struct SavedFile: Sendable {
     public var step: Int
     /// Written after the run's last step.
     public var last: Bool
+}
+
+/// What a `SampleEvaluator` made of the generator's images after `step`: named figures in the
+/// evaluator's order ("fid", "score", "coverage").
+public struct EvaluationRecord: Sendable, Equatable {
+    public var step: Int
+    public var figures: [Figure]
+
+    public struct Figure: Sendable, Equatable {
+        public var name: String
+        public var value: Double
+
+        public init(name: String, value: Double) {
+            self.name = name
+            self.value = value
+        }
+    }
+
+    public init(step: Int, figures: [Figure]) {
+        self.step = step
+        self.figures = figures
+    }
+}
+
+/// Judges generated images for `--eval-every` (gantry eval's figures); the CLI gives the run
+/// one, so that GAN does not depend on how images are judged.
+public protocol SampleEvaluator: AnyObject {
+    /// Images generated for each evaluation.
+    var sampleCount: Int { get }
+    /// The figures for `images` (`sampleCount x pixels`, values in [-1, 1]).
+    func evaluate(_ images: UnsafeBufferPointer<Float>) throws -> [EvaluationRecord.Figure]
 }
 
 /// The run as it ends.
