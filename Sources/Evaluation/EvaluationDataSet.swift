@@ -21,14 +21,23 @@ public enum EvaluationDataSet: String, CaseIterable, Sendable {
         case .fashionMNIST: return "/usr/share/datasets/fashion-mnist"
         }
     }
-}
 
-/// Where a data set's trained classifier is kept: `$GANTRY_CACHE/classifier-NAME.safetensors`,
-/// else under `$XDG_CACHE_HOME/gantry`, else under `$HOME/.cache/gantry` (empty values count
-/// as unset; `./.cache/gantry` without a home).
-public func classifierCachePath(for dataSet: EvaluationDataSet, environment: [String: String]) -> String {
-    func set(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-    let directory = set("GANTRY_CACHE") ?? set("XDG_CACHE_HOME").map { "\($0)/gantry" }
-        ?? "\(set("HOME") ?? ".")/.cache/gantry"
-    return "\(directory.hasSuffix("/") ? String(directory.dropLast()) : directory)/classifier-\(dataSet.rawValue).safetensors"
+    /// The split's images and labels from `directory`. A folder without them throws
+    /// `EvaluationError.missingData`, which says how to get this data set.
+    public func load(_ split: MNISTSplit, from directory: String) throws -> ImageShard {
+        do {
+            return try ImageShard(directory: directory, split: split)
+        } catch let DatasetError.missingFiles(_, _, missing, directoryExists) {
+            throw EvaluationError.missingData(dataSet: self, directory: directory, split: split, missing: missing,
+                                              directoryExists: directoryExists)
+        }
+    }
+
+    /// How to put this data set on disk, for error messages.
+    var installHint: String {
+        switch self {
+        case .mnist: return "download it with launch/fetch-mnist, or set $MNIST_DIR or pass --data-dir"
+        case .fashionMNIST: return "install it with launch/setup --fashion-mnist, or pass --data-dir"
+        }
+    }
 }

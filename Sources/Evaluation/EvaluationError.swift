@@ -1,3 +1,4 @@
+import Datasets
 import FileFormats
 
 /// Why images could not be evaluated, or a classifier trained or loaded.
@@ -7,6 +8,8 @@ import FileFormats
 public enum EvaluationError: Error, CustomStringConvertible, Equatable, Sendable {
     /// `--data` names no data set Gantry has a classifier for.
     case unknownDataSet(name: String)
+    /// The data set's folder lacks the files of a split.
+    case missingData(dataSet: EvaluationDataSet, directory: String, split: MNISTSplit, missing: [String], directoryExists: Bool)
     /// `--samples` names no file.
     case missingSamples(path: String)
     /// Images of another size than the classifier's (and the test set's).
@@ -38,6 +41,13 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable, Sendable
         case let .unknownDataSet(name):
             return "--data \(escapingLineBreaks(name)): no such data set; use "
                 + EvaluationDataSet.allCases.map(\.rawValue).joined(separator: " or ")
+        case let .missingData(dataSet, directory, split, missing, directoryExists):
+            let expected = split.fileNames.map { "\($0)(.gz)" }.joined(separator: " and ")
+            let problem = directoryExists
+                ? "\(missing.map { "\($0)(.gz)" }.joined(separator: " and ")) \(missing.count == 1 ? "is" : "are") missing"
+                : "the folder does not exist"
+            return "no \(dataSet.rawValue) \(split == .train ? "training" : "test") set in \(directory): \(problem); "
+                + "\(dataSet.installHint) naming a folder that holds \(expected)"
         case let .missingSamples(path):
             return "--samples \(path): no such file; pass a uint8 IDX images file (gantry sample --out FILE.idx writes one)"
         case let .imageSize(path, rows, columns, expectedRows, expectedColumns):

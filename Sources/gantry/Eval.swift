@@ -77,7 +77,7 @@ struct Eval: ParsableCommand {
             let (classifier, record) = try classifier(for: dataSet, directory: directory, environment: environment, backend: backend)
             guard checkpoint != nil || samples != nil else { return }
 
-            let testSet = try ImageShard(directory: directory, split: .test)
+            let testSet = try dataSet.load(.test, from: directory)
             let evaluator = try Evaluator(classifier: classifier, testSet: testSet)
             let (images, source) = try imagesToMeasure(classifier)
             let report = try images.withUnsafeBufferPointer { try evaluator.evaluate(images: $0, count: $0.count / classifier.pixelCount) }
@@ -90,36 +90,25 @@ struct Eval: ParsableCommand {
     }
 
     /// The cached classifier of `dataSet`, trained (and cached) first if there is none or
-    /// --train-classifier asks; the progress of training goes to standard error.
+    /// --train-classifier asks; its training is reported on standard error.
     private func classifier(for dataSet: EvaluationDataSet, directory: String, environment: [String: String],
                             backend: Backend) throws -> (Classifier, ClassifierRecord) {
-        let path = classifierCachePath(for: dataSet, environment: environment)
-        if !trainClassifier, FileManager.default.fileExists(atPath: path) {
-            return try Classifier.load(from: path, dataSet: dataSet, backend: backend)
+        try ClassifierCache.classifier(for: dataSet, directory: directory, environment: environment, rebuild: trainClassifier,
+                                       backend: backend) { event in
+            switch event {
+            case let .training(path, rebuild, settings, images, directory):
+                note(rebuild ? "training the \(dataSet.rawValue) classifier again (--train-classifier)"
+                             : "no \(dataSet.rawValue) classifier in \(path) yet: training it once (a minute or two)")
+                note("\(settings.epochs) epochs of \(images) images from \(directory), batch \(settings.batchSize), "
+                     + "\(backend.threads) thread(s)")
+            case let .progress(p):
+                note("  step \(p.step)/\(p.steps), epoch \(p.epoch + 1): loss " + fixed(p.loss, 4)
+                     + ", training accuracy " + fixed(100 * p.accuracy, 2) + " %")
+            case let .saved(path, record, testImages):
+                note("\(dataSet.rawValue) classifier: test accuracy " + fixed(100 * record.testAccuracy, 2)
+                     + " % (\(testImages) images), trained in " + fixed(record.trainingSeconds, 1) + " s; saved to \(path)")
+            }
         }
-        let trainingSet = try ImageShard(directory: directory, split: .train)
-        let testSet = try ImageShard(directory: directory, split: .test)
-        let settings = ClassifierTrainingSettings()
-        note(trainClassifier ? "training the \(dataSet.rawValue) classifier (--train-classifier)"
-                             : "no \(dataSet.rawValue) classifier in \(path) yet: training it once (a few minutes)")
-        note("\(settings.epochs) epochs of \(trainingSet.count) images from \(directory), batch \(settings.batchSize), "
-             + "\(backend.threads) thread(s)")
-        let start = Date()
-        let classifier = Classifier(imageHeight: trainingSet.rows, imageWidth: trainingSet.columns, backend: backend)
-        try classifier.train(on: trainingSet, settings: settings, reportEvery: 500) { progress in
-            note("  step \(progress.step)/\(progress.steps) (epoch \(progress.epoch + 1)): loss " + fixed(progress.loss, 4)
-                 + ", accuracy " + fixed(100 * progress.accuracy, 2) + " %")
-        }
-        let seconds = Date().timeIntervalSince(start)
-        let accuracy = try classifier.accuracy(on: testSet)
-        let record = ClassifierRecord(dataSet: dataSet.rawValue, settings: settings, testAccuracy: accuracy, trainingSeconds: seconds)
-        // If the folder cannot be made, the writer's error names it.
-        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
-                                                 withIntermediateDirectories: true)
-        try classifier.save(to: path, record: record)
-        note("\(dataSet.rawValue) classifier: test accuracy " + fixed(100 * accuracy, 2) + " % (\(testSet.count) images), trained in "
-             + fixed(seconds, 1) + " s; saved to \(path)")
-        return (classifier, record)
     }
 
     /// The images to measure, in [-1, 1], and words for where they came from.
@@ -169,10 +158,10 @@ struct EvalReport {
         return [
             "gantry eval: \(source), against the \(dataSet.rawValue) test set (\(testCount) images; classifier test accuracy "
                 + fixed(100 * classifierAccuracy, 2) + " %)",
-            "  FID       " + fixed(r.frechetDistance, 3) + "   (Fréchet distance in the classifier's 128 features; 0 is the test set's)",
-            "  score     " + fixed(r.classifierScore, 3) + "   (exp E KL(p(y|x) || p(y)); 1 to 10)",
-            "  coverage  " + fixed(r.classCoverage, 4) + "  (entropy of the predicted classes / ln 10; 0 to 1)",
-            "  classes   " + r.histogram.map(String.init).joined(separator: " "),
+            "  FID      " + fixed(r.frechetDistance, 3, width: 10) + "  Fréchet distance in the classifier's 128 features (0: the test set's)",
+            "  score    " + fixed(r.classifierScore, 3, width: 10) + "  exp E KL(p(y|x) || p(y)), 1 to 10",
+            "  coverage " + fixed(r.classCoverage, 4, width: 10) + "  entropy of the predicted classes / ln 10, 0 to 1",
+            "  classes  " + r.histogram.map(String.init).joined(separator: " ") + "  (images predicted as 0-9)",
             "eval data=\(dataSet.rawValue) count=\(r.count) fid=" + fixed(r.frechetDistance, 4) + " score=" + fixed(r.classifierScore, 4)
                 + " coverage=" + fixed(r.classCoverage, 4) + " histogram=" + r.histogram.map(String.init).joined(separator: ","),
         ]

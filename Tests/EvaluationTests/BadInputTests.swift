@@ -47,17 +47,29 @@ final class BadInputTests: XCTestCase {
             _ = try EvaluationDataSet(named: "cifar10")
         }
         XCTAssertEqual(try EvaluationDataSet(named: "fashion-mnist"), .fashionMNIST)
+        let directory = makeTemporaryDirectory(self)
+        assertThrows("no fashion-mnist test set in \(directory)/none: the folder does not exist; install it with "
+                     + "launch/setup --fashion-mnist, or pass --data-dir naming a folder that holds "
+                     + "t10k-images-idx3-ubyte(.gz) and t10k-labels-idx1-ubyte(.gz)") {
+            _ = try EvaluationDataSet.fashionMNIST.load(.test, from: "\(directory)/none")
+        }
+        writeRaw([0, 0, 8, 1, 0, 0, 0, 0], to: "\(directory)/train-labels-idx1-ubyte")
+        assertThrows("no mnist training set in \(directory): train-images-idx3-ubyte(.gz) is missing; download it with "
+                     + "launch/fetch-mnist, or set $MNIST_DIR or pass --data-dir naming a folder that holds "
+                     + "train-images-idx3-ubyte(.gz) and train-labels-idx1-ubyte(.gz)") {
+            _ = try EvaluationDataSet.mnist.load(.train, from: directory)
+        }
         XCTAssertEqual(EvaluationDataSet.mnist.defaultDirectory(environment: ["MNIST_DIR": "/m"]), "/m")
         XCTAssertEqual(EvaluationDataSet.fashionMNIST.defaultDirectory(environment: ["MNIST_DIR": "/m"]),
                        "/usr/share/datasets/fashion-mnist")
     }
 
     func testCachePaths() {
-        XCTAssertEqual(classifierCachePath(for: .mnist, environment: ["GANTRY_CACHE": "/c/", "HOME": "/h"]),
+        XCTAssertEqual(ClassifierCache.path(for: .mnist, environment: ["GANTRY_CACHE": "/c/", "HOME": "/h"]),
                        "/c/classifier-mnist.safetensors")
-        XCTAssertEqual(classifierCachePath(for: .fashionMNIST, environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]),
+        XCTAssertEqual(ClassifierCache.path(for: .fashionMNIST, environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"]),
                        "/x/gantry/classifier-fashion-mnist.safetensors")
-        XCTAssertEqual(classifierCachePath(for: .mnist, environment: ["GANTRY_CACHE": "", "HOME": "/h"]),
+        XCTAssertEqual(ClassifierCache.path(for: .mnist, environment: ["GANTRY_CACHE": "", "HOME": "/h"]),
                        "/h/.cache/gantry/classifier-mnist.safetensors")
     }
 
