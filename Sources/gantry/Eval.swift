@@ -74,12 +74,13 @@ struct Eval: ParsableCommand {
         do {
             let dataSet = try EvaluationDataSet(named: data)
             let directory = dataDirectory ?? dataSet.defaultDirectory(environment: environment)
-            let (classifier, record) = try classifier(for: dataSet, directory: directory, environment: environment, backend: backend)
-            guard checkpoint != nil || samples != nil else { return }
-
+            // The inputs first, so that a bad one is named before minutes of training a classifier.
             let testSet = try dataSet.load(.test, from: directory)
+            let measured = try imagesToMeasure(rows: testSet.rows, columns: testSet.columns)
+            let (classifier, record) = try classifier(for: dataSet, directory: directory, environment: environment, backend: backend)
+            guard let (images, source) = measured else { return }
+
             let evaluator = try Evaluator(classifier: classifier, testSet: testSet)
-            let (images, source) = try imagesToMeasure(classifier)
             let report = try images.withUnsafeBufferPointer { try evaluator.evaluate(images: $0, count: $0.count / classifier.pixelCount) }
             print(EvalReport(report: report, source: source, dataSet: dataSet, testCount: testSet.count,
                              classifierAccuracy: record.testAccuracy).lines.joined(separator: "\n"))
@@ -111,16 +112,17 @@ struct Eval: ParsableCommand {
         }
     }
 
-    /// The images to measure, in [-1, 1], and words for where they came from.
-    private func imagesToMeasure(_ classifier: Classifier) throws -> ([Float], String) {
+    /// The images to measure (`rows x columns`, in [-1, 1]) and words for where they came from;
+    /// nil for --train-classifier alone.
+    private func imagesToMeasure(rows: Int, columns: Int) throws -> ([Float], String)? {
         if let samples {
-            let file = try SampleImages(path: samples, count: count, rows: classifier.imageHeight, columns: classifier.imageWidth)
+            let file = try SampleImages(path: samples, count: count, rows: rows, columns: columns)
             return (file.pixels, "\(file.count) images of \(samples)")
         }
+        guard let checkpoint else { return nil }
         let count = count ?? Eval.defaultGeneratedCount
-        return (try generate(count: count, from: checkpoint!, imageHeight: classifier.imageHeight,
-                             imageWidth: classifier.imageWidth),
-                "\(count) images generated from \(checkpoint!) (seed \(seed))")
+        return (try generate(count: count, from: checkpoint, imageHeight: rows, imageWidth: columns),
+                "\(count) images generated from \(checkpoint) (seed \(seed))")
     }
 
     /// `count` images from the checkpoint's generator, the noise of `--seed` as `gantry sample`
