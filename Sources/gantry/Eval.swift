@@ -14,8 +14,9 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure generated images against the test set: FID, score and class coverage in Gantry's own classifier.",
         discussion: """
-            The classifier is trained the first time a data set needs it (a few minutes) and cached in
+            The classifier is trained the first time a data set needs it (a minute or two) and cached in \
             $GANTRY_CACHE, else $XDG_CACHE_HOME/gantry, else ~/.cache/gantry; --train-classifier rebuilds it.
+
               gantry eval --checkpoint runs/a/checkpoints/step-00020000.safetensors
               gantry eval --samples samples.idx --data fashion-mnist
               gantry eval --train-classifier
