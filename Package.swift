@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // The manifest reads as the architecture: each target is one concern, and
-// dependencies only point down the list (CLI -> GAN -> NN/Optim/Datasets/Distributed -> Kernels).
+// dependencies only point down the list (CLI -> GAN, Evaluation -> NN/Optim/Datasets/Distributed -> Kernels).
 import PackageDescription
 
 /// Hot loops are written with SIMD8<Float> and `addingProduct`; without AVX2/FMA at compile time
@@ -28,6 +28,8 @@ let package = Package(
         // C libraries and shims.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // LAPACK's symmetric eigensolver, for the Fréchet distance (reference LAPACK or OpenBLAS's).
+        .systemLibrary(name: "CLapack", pkgConfig: "lapack", providers: [.apt(["liblapack-dev"])]),
         // Built without -march so that the CPU check itself runs on any x86-64.
         .target(name: "CCPUFeatures"),
         // The SIGINT/SIGTERM handler: async-signal-safe, so in C.
@@ -56,9 +58,14 @@ let package = Package(
         .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels", "Backends"],
                 swiftSettings: simd),
 
+        // Measuring quality: a digit classifier of Gantry's own layers, and the Fréchet distance,
+        // score and class coverage of images in it. Knows nothing of GANs; only it imports CLapack.
+        .target(name: "Evaluation", dependencies: ["NN", "Optim", "Kernels", "Datasets", "FileFormats", "CLapack"],
+                swiftSettings: compute),
+
         // Command line.
         .executableTarget(name: "gantry", dependencies: [
-            "GAN", "Datasets", "FileFormats", "Kernels", "Backends", "Distributed", "CCPUFeatures",
+            "GAN", "Evaluation", "Datasets", "FileFormats", "Kernels", "Backends", "Distributed", "CCPUFeatures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),  // no -march: its first act is to check the CPU, which must not need AVX2 itself
         // The file readers under libFuzzer (launch/fuzz); built plainly, it replays inputs.
@@ -75,6 +82,8 @@ let package = Package(
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "TestSupport", "CZlib"], swiftSettings: simd),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], swiftSettings: simd),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: simd),
+        .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets", "Backends", "Kernels", "TestSupport"],
+                    swiftSettings: simd),
         .testTarget(name: "GANTests", dependencies: ["GAN", "Backends", "Kernels"], exclude: ["KerasReference"], swiftSettings: simd),
     ]
 )

@@ -1,5 +1,6 @@
 import Datasets
 import Distributed
+import Evaluation
 import FileFormats
 import GAN
 
@@ -13,6 +14,11 @@ func exitStatus(for error: Error) -> Int32 {
         return 2
     case is DatasetError, is SafetensorsError, is ConfigurationError:
         return 2
+    case let error as EvaluationError:
+        switch error {
+        case .eigensolverFailed, .imageBufferSize: return 1
+        default: return 2
+        }
     case let error as FileError:
         if case .writeFailed = error { return 1 }
         return 2

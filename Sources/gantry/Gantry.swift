@@ -3,7 +3,8 @@ import CCPUFeatures
 import Foundation
 import GAN
 
-/// The `gantry` command: trains GANs on MNIST data-parallel under mpirun, samples them, and measures training speed.
+/// The `gantry` command: trains GANs on MNIST data-parallel under mpirun, samples them, measures their
+/// images' quality, and measures training speed.
 struct Gantry: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gantry",
@@ -12,9 +13,10 @@ struct Gantry: ParsableCommand {
             Run one process directly, or many under mpirun (launch/train does that for you):
               gantry train --model mlp --steps 2000
               launch/train -np 2 --model mlp --steps 20000 --batch-size 64
+              gantry eval --checkpoint runs/a/checkpoints/step-00020000.safetensors
               gantry bench --model dcgan --steps 20
             """,
-        subcommands: [Train.self, Sample.self, Bench.self, Presets.self])
+        subcommands: [Train.self, Sample.self, Eval.self, Bench.self, Presets.self])
 }
 
 @main
