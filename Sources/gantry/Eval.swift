@@ -1,7 +1,6 @@
 import ArgumentParser
 import Backends
 import Datasets
-import Distributed
 import Evaluation
 import FileFormats
 import Foundation
@@ -127,17 +126,16 @@ struct Eval: ParsableCommand {
     }
 
     /// `count` images from the checkpoint's generator, the noise of `--seed` as `gantry sample`
-    /// draws it. The only place eval knows of GAN/: a trainer-free sampler will replace it.
+    /// draws it.
     private func generate(count: Int, from path: String, imageHeight: Int, imageWidth: Int) throws -> [Float] {
-        let configuration = try Checkpoint.configuration(at: path)
+        let sampler = try Sampler(checkpoint: path)
+        let configuration = sampler.configuration
         guard configuration.imageHeight == imageHeight, configuration.imageWidth == imageWidth else {
             throw EvaluationError.imageSize(path: path, rows: configuration.imageHeight, columns: configuration.imageWidth,
                                             expectedRows: imageHeight, expectedColumns: imageWidth)
         }
-        let trainer = GANTrainer(configuration: configuration, communicator: SingleProcessCommunicator())
-        _ = try Checkpoint.restore(trainer, from: path)
         return [Float](unsafeUninitializedCapacity: count * configuration.pixelCount) { buffer, initialized in
-            trainer.generate(count: count, stream: RandomStream(seed: seed, 0x5A4D_504C), into: buffer.baseAddress!)
+            sampler.generate(count: count, stream: RandomStream(seed: seed, 0x5A4D_504C), into: buffer.baseAddress!)
             initialized = count * configuration.pixelCount
         }
     }

@@ -93,6 +93,12 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("gp-weight"), help: "--loss wgan-gp: the penalty's weight lambda (default 10).")
     var gpWeight: Float?
 
+    @Option(name: .customLong("eval-every"), help: ArgumentHelp("Every N steps and at the end, measure 10,000 of the generator's images as gantry eval does (FID, score, coverage against the MNIST test set); into metrics.jsonl and train.log.", valueName: "N"))
+    var evalEvery: Int?
+
+    @Option(name: .customLong("eval-count"), help: "Images each --eval-every measurement generates.")
+    var evalCount: Int = 10_000
+
     @Option(name: .customLong("max-seconds"), help: ArgumentHelp("Stop after S seconds of training (the ranks agree on the step), with final samples and checkpoint.", valueName: "S"))
     var maxSeconds: Double?
 
@@ -159,6 +165,8 @@ struct Train: ParsableCommand {
         if let criticSteps, criticSteps <= 0 { throw ValidationError("--critic-steps must be a positive integer, got \(criticSteps)") }
         if let clip, !(clip > 0 && clip.isFinite) { throw ValidationError("--clip must be a positive number, got \(clip)") }
         if let gpWeight, !(gpWeight >= 0 && gpWeight.isFinite) { throw ValidationError("--gp-weight must be 0 or more, got \(gpWeight)") }
+        if let evalEvery, evalEvery <= 0 { throw ValidationError("--eval-every must be a positive integer, got \(evalEvery)") }
+        if evalCount < 2 { throw ValidationError("--eval-count must be 2 or more (a covariance needs two images), got \(evalCount)") }
         if let maxSeconds, !(maxSeconds > 0 && maxSeconds.isFinite) {
             throw ValidationError("--max-seconds must be a positive number, got \(maxSeconds)")
         }
@@ -230,6 +238,7 @@ struct Train: ParsableCommand {
         o.checkpointEvery = checkpointEvery ?? preset?.checkpointEvery.steps(perEpoch: stepsPerEpoch) ?? 5000
         if let preset { o.sampleCount = preset.sampleCount }
         o.maxSeconds = maxSeconds
+        o.evaluateEvery = evalEvery ?? 0
         o.checkEvery = checkEvery
         o.keep = keep
         o.profile = profile
@@ -272,8 +281,13 @@ struct Train: ParsableCommand {
                                             threads: threads ?? Train.defaultThreads(environment: environment))
             var outputs: [TrainingOutput] = progress.map { [$0] } ?? []
             if let timeline { outputs.append(Timeline(path: timeline, communicator: communicator)) }
+            let evaluator = try evalEvery.map { _ in
+                try TrainingEvaluator(count: evalCount, directory: directory, isRoot: communicator.isRoot,
+                                      environment: environment, backend: backend)
+            }
             let run = try TrainingRun(configuration: configuration, options: options, data: shard,
-                                      communicator: communicator, backend: backend, outputs: outputs)
+                                      communicator: communicator, backend: backend, outputs: outputs,
+                                      evaluator: evaluator?.evaluator)
             outcome = try run.run()
             try communicator.finalize()
         } catch {
