@@ -77,6 +77,6 @@ let package = Package(
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "TestSupport", "CZlib"], swiftSettings: simd),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], swiftSettings: simd),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: simd),
-        .testTarget(name: "GANTests", dependencies: ["GAN", "Backends", "Kernels"], exclude: ["KerasReference"], swiftSettings: simd),
+        .testTarget(name: "GANTests", dependencies: ["GAN", "Backends", "Kernels", "FileFormats", "TestSupport"], exclude: ["KerasReference"], swiftSettings: simd),
     ]
 )
