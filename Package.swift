@@ -30,6 +30,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // LAPACK's symmetric eigensolver, for the Fréchet distance (reference LAPACK or OpenBLAS's).
         .systemLibrary(name: "CLapack", pkgConfig: "lapack", providers: [.apt(["liblapack-dev"])]),
+        // giflib: the LZW encoder (and the tests' decoder) of OUT/progress.gif, and its 8x8 font.
+        .systemLibrary(name: "CGif", pkgConfig: "libgif", providers: [.apt(["libgif-dev"])]),
         // Built without -march so that the CPU check itself runs on any x86-64.
         .target(name: "CCPUFeatures"),
         // The SIGINT/SIGTERM handler: async-signal-safe, so in C.
@@ -48,7 +50,7 @@ let package = Package(
         .target(name: "Optim", dependencies: ["Kernels"], swiftSettings: compute),
 
         // Files and data.
-        .target(name: "FileFormats", dependencies: ["CZlib"], swiftSettings: simd),
+        .target(name: "FileFormats", dependencies: ["CZlib", "CGif"], swiftSettings: simd),
         .target(name: "Datasets", dependencies: ["FileFormats", "Kernels"], swiftSettings: simd),
 
         // Processes.
@@ -78,12 +80,12 @@ let package = Package(
         .testTarget(name: "NNTests", dependencies: ["NN", "Backends"], swiftSettings: simd),
         .testTarget(name: "OptimTests", dependencies: ["Optim", "Backends"], swiftSettings: simd),
         // File helpers (temporary folders, gzip fixtures, exact-error assertions) for the tests below.
-        .target(name: "TestSupport", dependencies: ["CZlib"], path: "Tests/Support"),
+        .target(name: "TestSupport", dependencies: ["CZlib", "CGif"], path: "Tests/Support"),
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "TestSupport", "CZlib"], swiftSettings: simd),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], swiftSettings: simd),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: simd),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets", "Backends", "Kernels", "TestSupport"],
                     swiftSettings: simd),
-        .testTarget(name: "GANTests", dependencies: ["GAN", "Backends", "Kernels"], exclude: ["KerasReference"], swiftSettings: simd),
+        .testTarget(name: "GANTests", dependencies: ["GAN", "Backends", "Kernels", "FileFormats", "TestSupport"], exclude: ["KerasReference"], swiftSettings: simd),
     ]
 )

@@ -17,6 +17,9 @@ public func byteFromSignedUnit(_ value: Float) -> UInt8 {
 /// `k % columns`, with `padding` black pixels between images and around the border; cells after
 /// the last image stay black. When `count < columns` the grid is only `count` images wide.
 public struct ImageGrid: Sendable {
+    /// Black pixels between images and around the border, unless a caller asks for others.
+    public static let defaultPadding = 2
+
     /// Grid size in pixels.
     public let width: Int
     public let height: Int
@@ -25,7 +28,7 @@ public struct ImageGrid: Sendable {
 
     /// Tiles `images`; `path` is used only in error messages.
     public init(images: UnsafeBufferPointer<Float>, count: Int, height imageHeight: Int, width imageWidth: Int,
-                columns: Int, padding: Int = 2, path: String = "<memory>") throws {
+                columns: Int, padding: Int = ImageGrid.defaultPadding, path: String = "<memory>") throws {
         guard count > 0, columns > 0 else { throw ImageError.invalidGrid(path: path, count: count, columns: columns) }
         guard imageHeight > 0, imageWidth > 0, padding >= 0, imageHeight <= 1 << 20, imageWidth <= 1 << 20,
               padding <= 1 << 10 else {
@@ -59,7 +62,8 @@ public struct ImageGrid: Sendable {
     }
 
     /// Array convenience for `init(images:count:height:width:columns:padding:path:)`.
-    public init(images: [Float], count: Int, height: Int, width: Int, columns: Int, padding: Int = 2) throws {
+    public init(images: [Float], count: Int, height: Int, width: Int, columns: Int,
+                padding: Int = ImageGrid.defaultPadding) throws {
         self = try images.withUnsafeBufferPointer {
             try ImageGrid(images: $0, count: count, height: height, width: width, columns: columns, padding: padding)
         }

@@ -91,7 +91,7 @@ public enum PNG {
 
     /// Writes images with values in [-1, 1] as one PNG grid (see `ImageGrid`).
     public static func writeGrid(path: String, images: UnsafeBufferPointer<Float>, count: Int,
-                                 height: Int, width: Int, columns: Int, padding: Int = 2) throws {
+                                 height: Int, width: Int, columns: Int, padding: Int = ImageGrid.defaultPadding) throws {
         let grid = try ImageGrid(images: images, count: count, height: height, width: width,
                                  columns: columns, padding: padding, path: path)
         try writeGrayscale(path: path, width: grid.width, height: grid.height, pixels: grid.pixels)

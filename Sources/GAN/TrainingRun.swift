@@ -132,10 +132,11 @@ public final class TrainingRun {
     /// The per-step vote on stopping: the largest signal number any rank has seen.
     private let stopVote = UnsafeMutableBufferPointer<Float>.allocate(capacity: 1)
 
-    /// Builds the trainer; rank 0 creates the output folders and adds `train.log` and
-    /// `metrics.jsonl` to `outputs`. Nothing is trained yet. `backend`: the kernels (the CLI
-    /// chooses them from `--isa` and `--threads`). `outputs`: where else events go (a
-    /// terminal, a timeline), on the ranks that keep them.
+    /// Builds the trainer; rank 0 creates the output folders and adds `train.log`,
+    /// `metrics.jsonl`, and `progress.gif` with `samples.png` (`SampleAnimation`) to `outputs`.
+    /// Nothing is trained yet. `backend`: the kernels (the CLI chooses them from `--isa` and
+    /// `--threads`). `outputs`: where else events go (a terminal, a timeline), on the ranks
+    /// that keep them.
     public init(configuration: GANConfiguration, options: TrainingOptions, data: TrainingData,
                 communicator: Communicator, backend: Backend = Backends.automatic(),
                 outputs: [TrainingOutput] = [], evaluator: SampleEvaluator? = nil,
@@ -161,7 +162,9 @@ public final class TrainingRun {
                 try createDirectory(folder)
             }
             self.outputs = outputs + [try LogFile(directory: options.outputDirectory),
-                                      try MetricsFile(directory: options.outputDirectory)]
+                                      try MetricsFile(directory: options.outputDirectory),
+                                      SampleAnimation(outputDirectory: options.outputDirectory, sampleDirectory: options.sampleDirectory,
+                                                      imageHeight: configuration.imageHeight, imageWidth: configuration.imageWidth)]
         } else {
             self.outputs = outputs
         }

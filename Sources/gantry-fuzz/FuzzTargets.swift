@@ -17,6 +17,8 @@ enum FuzzTarget: String, CaseIterable {
     case shard
     /// `SafetensorsFile(bytes:)`, then every tensor read.
     case safetensors
+    /// `PNG.decodeGrayscale`: a sample grid as a resumed run reads it back.
+    case png
 
     func run(_ bytes: UnsafeRawBufferPointer, scratch: ScratchFile) {
         switch self {
@@ -43,6 +45,8 @@ enum FuzzTarget: String, CaseIterable {
                     _ = try file.tensor(named: tensor.name)
                 }
             }
+        case .png:
+            refused { _ = try PNG.decodeGrayscale(Array(bytes), path: "input.png") }
         }
     }
 
