@@ -58,7 +58,7 @@ struct Presets: ParsableCommand {
         ]
         if c.model.isConvolutional { lines.append("  --dropout       \(c.dropoutRate)") }
         lines += [
-            "  length          \(length(p.length))",
+            "  length          " + (p.maxSeconds.map { "\(Int($0)) seconds (--max-seconds)" } ?? length(p.length)),
             "  samples         a \(p.sampleCount)-image grid \(interval(p.sampleEvery)); checkpoints \(interval(p.checkpointEvery))",
         ]
         lines += p.differences.map { "  differs: \($0)" }

@@ -237,7 +237,7 @@ struct Train: ParsableCommand {
         o.sampleEvery = sampleEvery ?? preset?.sampleEvery.steps(perEpoch: stepsPerEpoch) ?? 1000
         o.checkpointEvery = checkpointEvery ?? preset?.checkpointEvery.steps(perEpoch: stepsPerEpoch) ?? 5000
         if let preset { o.sampleCount = preset.sampleCount }
-        o.maxSeconds = maxSeconds
+        o.maxSeconds = maxSeconds ?? preset?.maxSeconds
         o.evaluateEvery = evalEvery ?? 0
         o.checkEvery = checkEvery
         o.keep = keep

@@ -240,6 +240,6 @@ final class PresetTests: XCTestCase {
 
     func testEveryPresetIsValid() throws {
         for p in Preset.all { XCTAssertNoThrow(try configuration(p).validate(), p.name) }
-        XCTAssertEqual(Preset.all.map(\.name), ["seed-000", "seed-001", "seed-002", "seed-003", "seed-004"])
+        XCTAssertEqual(Preset.all.map(\.name), ["seed-000", "seed-001", "seed-002", "seed-003", "seed-004", "fast-dcgan", "fast-mlp"])
     }
 }
