@@ -4,8 +4,6 @@ import Foundation
 /// launch/plot on small metrics.jsonl fixtures: one PNG with a panel per group of figures the
 /// file holds, and one line for each bad argument or file.
 final class LaunchPlotTests: XCTestCase {
-    private let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     private var directory = ""
 
     override func setUpWithError() throws {
@@ -111,16 +109,6 @@ final class LaunchPlotTests: XCTestCase {
     }
 
     private func plot(_ arguments: [String]) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = repository.appendingPathComponent("launch/plot")
-        process.arguments = arguments
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, out, err)
+        try runLaunchScript("plot", arguments)
     }
 }

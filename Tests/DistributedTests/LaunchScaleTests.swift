@@ -139,17 +139,6 @@ final class LaunchScaleTests: XCTestCase {
     }
 
     private func run(_ arguments: [String], hostfile: String? = nil) throws -> (status: Int32, output: String, errors: String) {
-        let process = Process()
-        process.executableURL = repository.appendingPathComponent("launch/scale")
-        process.arguments = arguments
-        process.environment = environment(hostfile: hostfile)
-        let output = Pipe(), errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let out = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let err = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, out, err)
+        try runLaunchScript("scale", arguments, environment: environment(hostfile: hostfile))
     }
 }
