@@ -67,6 +67,13 @@ public enum Checkpoint {
     /// 2: every tensor's CRC-32 in the metadata (`gantry.crc32.NAME`), checked on load.
     static let formatVersion = "2"
     static func checksumKey(_ tensor: String) -> String { "gantry.crc32." + tensor }
+    /// The name of the averaged generator's tensors ("generator_ema.0.kernel"), when the run keeps one.
+    static let averagedGeneratorName = "generator_ema"
+
+    /// The name of the generator `gantry sample` and `gantry eval` draw from in a checkpoint of `c`.
+    static func sampledGeneratorName(_ c: GANConfiguration) -> String {
+        c.averagesGenerator ? averagedGeneratorName : "generator"
+    }
 
     /// File name of the checkpoint written after `step` steps (sorts by step).
     public static func fileName(step: Int) -> String {
@@ -83,16 +90,20 @@ public enum Checkpoint {
             configurationKey: String(decoding: try sortedEncoder.encode(trainer.configuration), as: UTF8.self),
             "gantry.ranks": String(trainer.communicator.size),
         ]
-        for (name, network, optimizer) in trainer.namedNetworks {
-            // Parameters and state (batch norm's running statistics) share one namespace:
-            // "generator.1.gamma", "generator.1.moving_mean".
-            for store in [network.parameters, network.state] {
+        // Parameters and state (batch norm's running statistics) share one namespace:
+        // "generator.1.gamma", "generator.1.moving_mean".
+        func append(_ network: Sequential, named name: String) {
+            for store in network.stores {
                 let values = UnsafeBufferPointer(store.values)
                 for entry in store.entries {
                     tensors.append(.init(name: "\(name).\(entry.name)", shape: entry.shape,
                                          values: UnsafeBufferPointer(rebasing: values[entry.offset ..< entry.offset + entry.count])))
                 }
             }
+        }
+        if let averaged = trainer.averagedGenerator { append(averaged, named: averagedGeneratorName) }
+        for (name, network, optimizer) in trainer.namedNetworks {
+            append(network, named: name)
             // "generator.adam.m", "generator.adam.v" (or "generator.rmsprop.s"), and the step count.
             for (stateName, values) in optimizer.state {
                 tensors.append(.init(name: "\(name).\(stateName)", shape: [optimizer.count], values: UnsafeBufferPointer(values)))
@@ -137,7 +148,7 @@ public enum Checkpoint {
     /// `file`, each tensor's checksum checked; returns the tensor names read.
     static func load(_ network: Sequential, named name: String, from file: SafetensorsFile) throws -> Set<String> {
         var names: Set<String> = []
-        for store in [network.parameters, network.state] {
+        for store in network.stores {
             let values = store.values
             for entry in store.entries {
                 try load("\(name).\(entry.name)", shape: entry.shape, from: file,
@@ -179,6 +190,9 @@ public enum Checkpoint {
             throw CheckpointError.notAGantryCheckpoint(path: path, missing: stepKey)
         }
         var expected: Set<String> = []
+        if let averaged = trainer.averagedGenerator {
+            expected.formUnion(try load(averaged, named: averagedGeneratorName, from: file))
+        }
         for (name, network, optimizer) in trainer.namedNetworks {
             expected.formUnion(try load(network, named: name, from: file))
             for (stateName, values) in optimizer.state {

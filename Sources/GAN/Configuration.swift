@@ -104,8 +104,14 @@ public struct GANConfiguration: Codable, Sendable, Equatable {
     public var dropoutRate: Float = 0.3
     /// Batch norm statistics over the global batch (all ranks) instead of each rank's own.
     public var synchronizedBatchNorm = false
+    /// β of the generator's exponential moving average (`MovingAverage`), which samples,
+    /// evaluations and `gantry sample` draw from; 0: none, the last iterate draws.
+    public var generatorAverageDecay: Float = 0
 
     public init() {}
+
+    /// Whether the trainer keeps a moving average of the generator.
+    public var averagesGenerator: Bool { generatorAverageDecay > 0 }
 
     // Checkpoints written before a setting existed lack its key: it takes its default then.
     public init(from decoder: Decoder) throws {
@@ -137,6 +143,7 @@ public struct GANConfiguration: Codable, Sendable, Equatable {
         try read(.seed, \.seed)
         try read(.dropoutRate, \.dropoutRate)
         try read(.synchronizedBatchNorm, \.synchronizedBatchNorm)
+        try read(.generatorAverageDecay, \.generatorAverageDecay, required: false)
         self = c
     }
 
@@ -243,5 +250,8 @@ extension GANConfiguration {
             try refuse("--d-update split applies to --loss bce only", "drop --d-update, or pass --loss bce")
         }
         if let clipValue, !(clipValue > 0 && clipValue.isFinite) { try refuse("--clip must be positive, got \(clipValue)", "pass e.g. --clip 0.01") }
+        if !(generatorAverageDecay >= 0 && generatorAverageDecay < 1) {
+            try refuse("--ema must be in [0, 1), got \(generatorAverageDecay)", "pass e.g. --ema 0.999, or --ema 0 for none")
+        }
     }
 }

@@ -9,6 +9,10 @@ public struct ConfigurationRequest: Sendable, Equatable {
     public var model: ModelKind?
     public var batchSize: Int?
     public var learningRate: Float?
+    /// One network's learning rate, instead of `learningRate` for it (two time-scale updates,
+    /// Heusel et al. 2017).
+    public var generatorLearningRate: Float?
+    public var discriminatorLearningRate: Float?
     public var beta1: Float?
     public var beta2: Float?
     public var seed: UInt64?
@@ -26,6 +30,7 @@ public struct ConfigurationRequest: Sendable, Equatable {
     public var penaltyWeight: Float?
     /// Adam's ε (no flag: presets set it, as TF1's 1e-8 for seed 002).
     public var epsilon: Float?
+    public var generatorAverageDecay: Float?
 
     public init() {}
 
@@ -34,6 +39,9 @@ public struct ConfigurationRequest: Sendable, Equatable {
         model = c.model
         batchSize = c.batchSize
         learningRate = c.generatorOptimizer.learningRate
+        if c.discriminatorOptimizer.learningRate != c.generatorOptimizer.learningRate {
+            discriminatorLearningRate = c.discriminatorOptimizer.learningRate
+        }
         beta1 = c.generatorOptimizer.beta1
         beta2 = c.generatorOptimizer.beta2
         seed = c.seed
@@ -50,6 +58,7 @@ public struct ConfigurationRequest: Sendable, Equatable {
         clipValue = c.clipValue
         penaltyWeight = c.penaltyWeight
         epsilon = c.generatorOptimizer.epsilon
+        generatorAverageDecay = c.generatorAverageDecay
     }
 
     /// These settings, with every setting `other` gives replacing this one's (a preset, then
@@ -59,10 +68,13 @@ public struct ConfigurationRequest: Sendable, Equatable {
         func take<T>(_ path: WritableKeyPath<ConfigurationRequest, T?>) {
             if let value = other[keyPath: path] { r[keyPath: path] = value }
         }
+        // --lr replaces the networks' own rates, unless given beside them.
+        if other.learningRate != nil { r.generatorLearningRate = nil; r.discriminatorLearningRate = nil }
+        take(\.generatorLearningRate); take(\.discriminatorLearningRate)
         take(\.model); take(\.batchSize); take(\.learningRate); take(\.beta1); take(\.beta2); take(\.seed)
         take(\.labelSmoothing); take(\.noise); take(\.updateScheme); take(\.dropoutRate); take(\.synchronizedBatchNorm)
         take(\.loss); take(\.optimizer); take(\.criticSteps); take(\.discriminatorUpdate); take(\.generatorNoise)
-        take(\.clipValue); take(\.penaltyWeight); take(\.epsilon)
+        take(\.clipValue); take(\.penaltyWeight); take(\.epsilon); take(\.generatorAverageDecay)
         return r
     }
 
@@ -87,6 +99,8 @@ public struct ConfigurationRequest: Sendable, Equatable {
             if let beta2 { c[keyPath: optimizer].beta2 = beta2 }
             if let epsilon { c[keyPath: optimizer].epsilon = epsilon }
         }
+        if let generatorLearningRate { c.generatorOptimizer.learningRate = generatorLearningRate }
+        if let discriminatorLearningRate { c.discriminatorOptimizer.learningRate = discriminatorLearningRate }
         if let criticSteps { c.criticSteps = criticSteps }
         if let discriminatorUpdate { c.discriminatorUpdate = discriminatorUpdate }
         if let generatorNoise { c.generatorNoise = generatorNoise }
@@ -98,6 +112,7 @@ public struct ConfigurationRequest: Sendable, Equatable {
         if let updateScheme { c.updateScheme = updateScheme }
         if let dropoutRate { c.dropoutRate = dropoutRate }
         if let synchronizedBatchNorm { c.synchronizedBatchNorm = synchronizedBatchNorm }
+        if let generatorAverageDecay { c.generatorAverageDecay = generatorAverageDecay }
     }
 
     /// A resumed run's configuration: `stored` (the checkpoint's at `path`), with the learning
@@ -127,12 +142,18 @@ public struct ConfigurationRequest: Sendable, Equatable {
         try check("--clip", clipValue, stored.clipValue ?? 0)
         try check("--gp-weight", penaltyWeight, stored.penaltyWeight)
         try check("Adam's epsilon (a preset's)", epsilon, stored.generatorOptimizer.epsilon)
+        try check("--ema", generatorAverageDecay, stored.generatorAverageDecay)
         var c = stored, notes: [ResumeNote] = []
-        if let learningRate, learningRate != stored.generatorOptimizer.learningRate {
-            notes.append(.learningRateChanged(from: stored.generatorOptimizer.learningRate, to: learningRate))
-            c.generatorOptimizer.learningRate = learningRate
-            c.discriminatorOptimizer.learningRate = learningRate
+        let g = generatorLearningRate ?? learningRate, d = discriminatorLearningRate ?? learningRate
+        let storedG = stored.generatorOptimizer.learningRate, storedD = stored.discriminatorOptimizer.learningRate
+        if let learningRate, generatorLearningRate == nil, discriminatorLearningRate == nil, storedG == storedD {
+            if learningRate != storedG { notes.append(.learningRateChanged(from: storedG, to: learningRate)) }
+        } else {
+            if let g, g != storedG { notes.append(.networkLearningRateChanged(.generator, from: storedG, to: g)) }
+            if let d, d != storedD { notes.append(.networkLearningRateChanged(.discriminator, from: storedD, to: d)) }
         }
+        if let g { c.generatorOptimizer.learningRate = g }
+        if let d { c.discriminatorOptimizer.learningRate = d }
         return (c, notes)
     }
 }
@@ -141,6 +162,9 @@ public struct ConfigurationRequest: Sendable, Equatable {
 public enum ResumeNote: Sendable, Equatable {
     /// `--lr` differs from the checkpoint's: both networks continue at `to`.
     case learningRateChanged(from: Float, to: Float)
+    /// One network continues at another learning rate (`--g-lr`, `--d-lr`, or `--lr` when
+    /// the checkpoint's networks had different ones).
+    case networkLearningRateChanged(NetworkRole, from: Float, to: Float)
     /// Another number of ranks: the shards, so the data order, change (and the global batch,
     /// the per-rank batch times the ranks).
     case rankCountChanged(from: Int, to: Int, batchSize: Int)
@@ -149,6 +173,8 @@ public enum ResumeNote: Sendable, Equatable {
         switch self {
         case let .learningRateChanged(from, to):
             return "warning: --lr \(to) replaces the checkpoint's learning rate \(from) for both networks from here"
+        case let .networkLearningRateChanged(role, from, to):
+            return "warning: learning rate \(to) replaces the checkpoint's \(from) for the \(role.rawValue) from here"
         case let .rankCountChanged(from, to, batch):
             return "resuming on \(to) rank\(to == 1 ? "" : "s") from a checkpoint of \(from): each rank's shard, so the data order, "
                 + "changes from here, and the global batch is \(batch * to) (was \(batch * from)); the run is no longer "
@@ -223,6 +249,8 @@ public struct ResumePlan: Sendable, Equatable {
         var configuration: GANConfiguration
         var skipped: [[String]]
         var learningRate: [Float]?
+        /// [from, to] of `networkLearningRateChanged`, by `NetworkRole.rawValue`.
+        var networkLearningRates: [String: [Float]]?
         var ranks: [Int]?
 
         init(_ plan: ResumePlan) {
@@ -232,6 +260,8 @@ public struct ResumePlan: Sendable, Equatable {
             for note in plan.notes {
                 switch note {
                 case let .learningRateChanged(from, to): learningRate = [from, to]
+                case let .networkLearningRateChanged(role, from, to):
+                    networkLearningRates = (networkLearningRates ?? [:]).merging([role.rawValue: [from, to]]) { $1 }
                 case let .rankCountChanged(from, to, batch): ranks = [from, to, batch]
                 }
             }
@@ -240,6 +270,11 @@ public struct ResumePlan: Sendable, Equatable {
         var plan: ResumePlan {
             var notes: [ResumeNote] = []
             if let learningRate { notes.append(.learningRateChanged(from: learningRate[0], to: learningRate[1])) }
+            for role in NetworkRole.allCases {
+                if let rates = networkLearningRates?[role.rawValue] {
+                    notes.append(.networkLearningRateChanged(role, from: rates[0], to: rates[1]))
+                }
+            }
             if let ranks { notes.append(.rankCountChanged(from: ranks[0], to: ranks[1], batchSize: ranks[2])) }
             return ResumePlan(path: path, configuration: configuration,
                               skipped: skipped.map { SkippedCheckpoint(path: $0[0], reason: $0[1]) }, notes: notes)

@@ -4,7 +4,8 @@ import Kernels
 import NN
 
 /// A checkpoint's generator alone, drawing images: what `gantry sample` and `gantry eval` need,
-/// without the discriminator, optimizers and communicator a trainer holds.
+/// without the discriminator, optimizers and communicator a trainer holds. A run that kept a
+/// moving average of its generator draws from the average, as it did while training.
 public final class Sampler {
     public let configuration: GANConfiguration
     public let generator: Sequential
@@ -23,7 +24,7 @@ public final class Sampler {
         self.step = step
         self.backend = backend
         generator = GANModels.generator(configuration, maxBatch: maxBatch, backend: backend)
-        _ = try Checkpoint.load(generator, named: "generator", from: file)
+        _ = try Checkpoint.load(generator, named: Checkpoint.sampledGeneratorName(configuration), from: file)
         noise = .allocate(capacity: maxBatch * configuration.latentDimension)
         noise.initialize(repeating: 0)
     }

@@ -33,6 +33,9 @@ public final class GANTrainer {
     public let models: GANModels
     public let generatorOptimizer: Optimizer
     public let discriminatorOptimizer: Optimizer
+    /// The generator holding the moving average of the trained one's parameters and state
+    /// (`GANConfiguration.generatorAverageDecay`; nil without one): what `generate` draws from.
+    public let averagedGenerator: Sequential?
     public let communicator: Communicator
     /// Hears the phases, layers and transfers of every step (nil: none, the default).
     public var observer: StepObserver? {
@@ -73,6 +76,8 @@ public final class GANTrainer {
                                            config: configuration.generatorOptimizer, backend: backend)
         discriminatorOptimizer = makeOptimizer(count: models.discriminator.parameters.count,
                                                config: configuration.discriminatorOptimizer, backend: backend)
+        averagedGenerator = configuration.averagesGenerator
+            ? GANModels.generator(configuration, maxBatch: batch, backend: backend) : nil
         self.exchange = GradientExchange(communicator: communicator, options: exchange, models: models, backend: backend)
         loss = makeLoss(configuration, maxBatch: batch, backend: backend)
         penalty = configuration.loss == .wganGP
@@ -100,14 +105,22 @@ public final class GANTrainer {
     /// Rank 0 initializes both networks from the seed and broadcasts them, so every replica
     /// starts from rank 0's parameters whatever happens on the others.
     public func initializeParameters() throws {
-        if communicator.rank == 0 { models.initialize(seed: configuration.seed) }
+        if communicator.rank == 0 {
+            models.initialize(seed: configuration.seed)
+            // The average starts at the initial generator.
+            if let averagedGenerator {
+                for (average, live) in zip(averagedGenerator.stores, generator.stores) {
+                    _ = average.values.update(fromContentsOf: live.values)
+                }
+            }
+        }
         try synchronizeParameters()
     }
 
     /// Copies rank 0's parameters and state (batch norm's running statistics) to every rank,
     /// after initialization or loading a checkpoint.
     public func synchronizeParameters() throws {
-        for network in [generator, discriminator] {
+        for network in [generator, discriminator] + (averagedGenerator.map { [$0] } ?? []) {
             try communicator.broadcast(network.parameters.values, root: 0)
             if network.state.count > 0 { try communicator.broadcast(network.state.values, root: 0) }
         }
@@ -206,6 +219,17 @@ public final class GANTrainer {
             optimizer.step(parameters: network.parameters.values.baseAddress!,
                            gradients: network.parameters.gradients.baseAddress!)
             if role == .discriminator { loss.discriminatorUpdated(network) }
+            if role == .generator, let averagedGenerator { updateAverage(averagedGenerator) }
+        }
+    }
+
+    /// Moves the averaged generator's parameters and state toward the generator's, after the
+    /// generator's update number `generatorOptimizer.stepCount`.
+    private func updateAverage(_ averaged: Sequential) {
+        let average = MovingAverage(decay: configuration.generatorAverageDecay)
+        for (target, live) in zip(averaged.stores, generator.stores) where live.count > 0 {
+            average.update(target.values.baseAddress!, toward: live.values.baseAddress!, count: live.count,
+                           update: generatorOptimizer.stepCount, backend: backend)
         }
     }
 
@@ -279,11 +303,12 @@ public final class GANTrainer {
     }
 
     /// Generates `count` images (inference mode) from the noise of examples
-    /// `firstExample ..< firstExample + count` of `stream` into `output` (`count x pixels`).
-    /// `count` may exceed the training batch: it runs in chunks.
+    /// `firstExample ..< firstExample + count` of `stream` into `output` (`count x pixels`),
+    /// with the averaged generator when there is one. `count` may exceed the training batch: it
+    /// runs in chunks.
     public func generate(count: Int, stream: RandomStream, firstExample: Int = 0,
                          into output: UnsafeMutablePointer<Float>) {
-        generateImages(generator, noise: noise, configuration: configuration, count: count, stream: stream,
+        generateImages(averagedGenerator ?? generator, noise: noise, configuration: configuration, count: count, stream: stream,
                        firstExample: firstExample, into: output, backend: backend)
     }
 

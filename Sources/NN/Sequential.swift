@@ -14,6 +14,8 @@ public final class Sequential {
     public let parameters: ParameterStore
     /// Non-trainable state (batch norm's running statistics), laid out like `parameters`.
     public let state: ParameterStore
+    /// `parameters` and `state`: everything that determines the network's inference output.
+    public var stores: [ParameterStore] { [parameters, state] }
     public let maxBatch: Int
     /// The input gradient buffers and workspace the layers share (see `NetworkMemory`).
     public let memory: NetworkMemory

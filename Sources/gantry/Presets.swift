@@ -38,9 +38,11 @@ struct Presets: ParsableCommand {
             case let .epochs(n): return n == 1 ? "every epoch" : "every \(n) epochs"
             }
         }
+        let d = c.discriminatorOptimizer.learningRate
+        let rate = d == o.learningRate ? "lr \(o.learningRate)" : "G lr \(o.learningRate), D lr \(d)"
         let optimizer = o.kind == .adam
-            ? "adam, lr \(o.learningRate), beta1 \(o.beta1), beta2 \(o.beta2), epsilon \(o.epsilon)"
-            : "rmsprop, lr \(o.learningRate), rho \(o.rho), epsilon \(o.epsilon)"
+            ? "adam, \(rate), beta1 \(o.beta1), beta2 \(o.beta2), epsilon \(o.epsilon)"
+            : "rmsprop, \(rate), rho \(o.rho), epsilon \(o.epsilon)"
         var lossLine = c.loss.rawValue
         if let clip = c.clipValue { lossLine += ", clip \(clip)" }
         if c.loss == .wganGP { lossLine += ", gp-weight \(c.penaltyWeight)" }
@@ -57,6 +59,7 @@ struct Presets: ParsableCommand {
             "  --noise         \(c.noise.rawValue)" + (c.labelSmoothing > 0 ? ", --label-smoothing \(c.labelSmoothing)" : ""),
         ]
         if c.model.isConvolutional { lines.append("  --dropout       \(c.dropoutRate)") }
+        if c.averagesGenerator { lines.append("  --ema           \(c.generatorAverageDecay) (samples from the generator's moving average)") }
         lines += [
             "  length          " + (p.maxSeconds.map { "\(Int($0)) seconds (--max-seconds)" } ?? length(p.length)),
             "  samples         a \(p.sampleCount)-image grid \(interval(p.sampleEvery)); checkpoints \(interval(p.checkpointEvery))",

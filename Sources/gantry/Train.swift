@@ -51,6 +51,12 @@ struct Train: ParsableCommand {
     @Option(help: "Adam learning rate of both networks (default: the model's, 1e-3 for mlp, 1e-4 for dcgan).")
     var lr: Float?
 
+    @Option(name: .customLong("g-lr"), help: "The generator's own learning rate (instead of --lr for it).")
+    var generatorLR: Float?
+
+    @Option(name: .customLong("d-lr"), help: "The discriminator's own learning rate (instead of --lr for it; e.g. 4x the generator's, as two time-scale updates).")
+    var discriminatorLR: Float?
+
     @Option(help: "Adam beta1 (default: the model's, 0.9 for mlp as its seed, 0.5 for dcgan as the DCGAN paper; the DCGAN tutorial uses 0.9).")
     var beta1: Float?
 
@@ -92,6 +98,9 @@ struct Train: ParsableCommand {
 
     @Option(name: .customLong("gp-weight"), help: "--loss wgan-gp: the penalty's weight lambda (default 10).")
     var gpWeight: Float?
+
+    @Option(help: ArgumentHelp("Keep an exponential moving average of the generator's weights with decay B (e.g. 0.999; 0, the default: none); samples, --eval-every and gantry sample/eval draw from it.", valueName: "B"))
+    var ema: Float?
 
     @Option(name: .customLong("eval-every"), help: ArgumentHelp("Every N steps and at the end, measure 10,000 of the generator's images as gantry eval does (FID, score, coverage against the MNIST test set); into metrics.jsonl and train.log.", valueName: "N"))
     var evalEvery: Int?
@@ -149,7 +158,9 @@ struct Train: ParsableCommand {
         for (name, value) in [("--steps", steps), ("--epochs", epochs), ("--batch-size", batchSize), ("--threads", threads)] {
             if let value, value <= 0 { throw ValidationError("\(name) must be a positive integer, got \(value)") }
         }
-        if let lr, !(lr > 0 && lr.isFinite) { throw ValidationError("--lr must be a positive number, got \(lr)") }
+        for (flag, value) in [("--lr", lr), ("--g-lr", generatorLR), ("--d-lr", discriminatorLR)] {
+            if let value, !(value > 0 && value.isFinite) { throw ValidationError("\(flag) must be a positive number, got \(value)") }
+        }
         for (name, value) in [("--beta1", beta1), ("--beta2", beta2)] {
             if let value, !(value >= 0 && value < 1) { throw ValidationError("\(name) must be in [0, 1), got \(value)") }
         }
@@ -198,6 +209,8 @@ struct Train: ParsableCommand {
         r.model = model
         r.batchSize = batchSize
         r.learningRate = lr
+        r.generatorLearningRate = generatorLR
+        r.discriminatorLearningRate = discriminatorLR
         r.beta1 = beta1
         r.beta2 = beta2
         r.seed = seed
@@ -213,6 +226,7 @@ struct Train: ParsableCommand {
         r.generatorNoise = generatorNoise
         r.clipValue = clip
         r.penaltyWeight = gpWeight
+        r.generatorAverageDecay = ema
         return r
     }
 

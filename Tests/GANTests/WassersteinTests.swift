@@ -238,6 +238,34 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(c.model, .dcgan)
     }
 
+    /// --g-lr and --d-lr set one network's rate; --lr beside a preset with its own rates replaces them.
+    func testEachNetworkMayHaveItsOwnLearningRate() throws {
+        var rates = ConfigurationRequest()
+        rates.model = .dcgan
+        rates.learningRate = 1e-4
+        rates.discriminatorLearningRate = 4e-4
+        let c = rates.fresh
+        XCTAssertEqual(c.generatorOptimizer.learningRate, 1e-4)
+        XCTAssertEqual(c.discriminatorOptimizer.learningRate, 4e-4)
+        XCTAssertEqual(ConfigurationRequest(c).fresh, c)
+        var lr = ConfigurationRequest()
+        lr.learningRate = 2e-4
+        let both = rates.overridden(by: lr).fresh
+        XCTAssertEqual([both.generatorOptimizer.learningRate, both.discriminatorOptimizer.learningRate], [2e-4, 2e-4])
+        var g = ConfigurationRequest()
+        g.generatorLearningRate = 3e-4
+        let one = rates.overridden(by: g).fresh
+        XCTAssertEqual([one.generatorOptimizer.learningRate, one.discriminatorOptimizer.learningRate], [3e-4, 4e-4])
+        // Resuming with another rate for one network is noted, as --lr is.
+        let (resumed, notes) = try g.resumed(from: c, path: "x.safetensors")
+        XCTAssertEqual(resumed.generatorOptimizer.learningRate, 3e-4)
+        XCTAssertEqual(resumed.discriminatorOptimizer.learningRate, 4e-4)
+        XCTAssertEqual(notes.map(\.description),
+                       ["warning: learning rate 0.0003 replaces the checkpoint's 0.0001 for the generator from here"])
+        let (_, same) = try ConfigurationRequest(c).resumed(from: c, path: "x.safetensors")
+        XCTAssertEqual(same, [])
+    }
+
     func testEveryPresetIsValid() throws {
         for p in Preset.all { XCTAssertNoThrow(try configuration(p).validate(), p.name) }
         XCTAssertEqual(Preset.all.map(\.name), ["seed-000", "seed-001", "seed-002", "seed-003", "seed-004", "fast-dcgan", "fast-mlp"])

@@ -68,6 +68,7 @@ public enum EventText {
             if c.generatorNoise == .same { words.append("G on the same z") }
         }
         if c.generatorOptimizer.kind != .adam { words.append(c.generatorOptimizer.kind.rawValue) }
+        if c.averagesGenerator { words.append("samples from G's moving average \(c.generatorAverageDecay)") }
         return words.joined(separator: ", ")
     }
 
