@@ -242,7 +242,10 @@ public final class TrainingRun {
                         realScore: sums[2] / Double(intervalSteps), fakeScore: sums[3] / Double(intervalSteps),
                         penalty: sums[4] / Double(intervalSteps),
                         imagesPerSecond: Double(intervalSteps * c.batchSize * trainer.batchesPerStep * communicator.size) / seconds,
-                        seconds: now - startTime, secondsRemaining: Double(total - done) * seconds / Double(intervalSteps),
+                        seconds: now - startTime,
+                        // The steps left at this interval's rate, or --max-seconds' time left if sooner.
+                        secondsRemaining: min(Double(total - done) * seconds / Double(intervalSteps),
+                                              options.maxSeconds.map { max(0, $0 - (now - startTime)) } ?? .infinity),
                         profile: profile)))
                     sums = [Double](repeating: 0, count: sums.count); intervalSteps = 0; intervalStart = monotonicSeconds()
                 }

@@ -216,6 +216,29 @@ final class PresetTests: XCTestCase {
         XCTAssertEqual(c.batchSize, 16)
     }
 
+    /// The tuned presets: the tutorial's DCGAN and seed 001's MLP with the settings README's
+    /// "Quality and time, measured" chose, within their time budgets.
+    func testFastPresetsSetTheirTunedSettings() {
+        let dcgan = configuration(Preset.fastDCGAN, ranks: 2)
+        XCTAssertEqual(dcgan.model, .dcgan)
+        XCTAssertEqual(dcgan.loss, .bce)
+        XCTAssertEqual(dcgan.updateScheme, .alternating)
+        XCTAssertEqual(dcgan.discriminatorUpdate, .joint)
+        XCTAssertEqual(dcgan.generatorOptimizer, .adam(learningRate: 6e-4, beta1: 0.5))
+        XCTAssertEqual(dcgan.discriminatorOptimizer, .adam(learningRate: 6e-4, beta1: 0.5))
+        XCTAssertEqual(dcgan.dropoutRate, 0)
+        XCTAssertEqual(dcgan.generatorAverageDecay, 0.999)
+        XCTAssertEqual(dcgan.batchSize, 32, "global batch 64 on 2 ranks")
+        XCTAssertEqual(Preset.fastDCGAN.maxSeconds, 600)
+        let mlp = configuration(Preset.fastMLP, ranks: 2)
+        XCTAssertEqual(mlp.model, .mlp)
+        XCTAssertEqual(mlp.discriminatorUpdate, .split)
+        XCTAssertEqual(mlp.generatorOptimizer, .adam(learningRate: 1e-3))
+        XCTAssertEqual(mlp.generatorAverageDecay, 0.9999)
+        XCTAssertEqual(mlp.batchSize, 64, "global batch 128 on 2 ranks")
+        XCTAssertEqual(Preset.fastMLP.maxSeconds, 120)
+    }
+
     /// The global batch splits over ranks that divide it, else each rank takes it whole (and says so).
     func testTheGlobalBatchSplitsWhenItDivides() {
         XCTAssertEqual(Preset.seed001.batchSize(ranks: 2), 64)
