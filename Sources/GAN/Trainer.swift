@@ -61,6 +61,12 @@ public final class GANTrainer {
     private let outputGradient: UnsafeMutableBufferPointer<Float>
     /// The global step `step` is running (for errors).
     private var currentStep = 0
+    /// The alternating scheme's generator turn on the same z as the last critic update (`.same`)
+    /// reuses G's forward pass of that update, output and activations: G has not changed since,
+    /// and without dropout its output on that z is the same, one pass fewer per step. (Batch
+    /// norm's running statistics then move once per step, not twice; training-mode passes do not
+    /// read them.) Tests turn it off to compare.
+    var reusesGeneratorForward: Bool
     /// This rank's real batches of a step, for `step(data:step:)`.
     private let real: UnsafeMutableBufferPointer<Float>
 
@@ -89,6 +95,8 @@ public final class GANTrainer {
             b.initialize(repeating: 0)
             return b
         }
+        reusesGeneratorForward = configuration.updateScheme == .alternating && configuration.generatorNoise == .same
+            && !models.generator.layers.contains { $0 is Dropout }
         noise = buffer(batch * configuration.latentDimension)
         outputGradient = buffer(batch)
         real = buffer(configuration.criticSteps * batch * configuration.pixelCount)
@@ -182,14 +190,17 @@ public final class GANTrainer {
         metrics.fakeScore /= Double(turns)
         metrics.penalty /= Double(turns)
         // The generator's turn: through the updated discriminator, on fresh noise or on the
-        // last critic update's.
-        switch configuration.generatorNoise {
-        case .fresh: fillNoise(.generatorNoise, index: step)
-        case .same: fillNoise(.discriminatorNoise, index: step * turns + turns - 1)
+        // last critic update's. On that z, G (not updated since) computed its images already.
+        if !reusesGeneratorForward {
+            switch configuration.generatorNoise {
+            case .fresh: fillNoise(.generatorNoise, index: step)
+            case .same: fillNoise(.discriminatorNoise, index: step * turns + turns - 1)
+            }
         }
         let outputs = phase(.forward) {
-            let fresh = generator.forward(noise.baseAddress!, batch: batch, context: training(step, 3))
-            return discriminator.forward(fresh, batch: batch, context: training(step, 4))
+            let generated = reusesGeneratorForward
+                ? generator.lastOutput! : generator.forward(noise.baseAddress!, batch: batch, context: training(step, 3))
+            return discriminator.forward(generated, batch: batch, context: training(step, 4))
         }
         metrics.generatorLoss = generatorGradients(outputs: outputs)
         try averageAndUpdate(.generator)
@@ -394,8 +405,11 @@ extension GANTrainer {
         }
         critic += [NetworkPass(d), discriminatorBackward]
         var passes = Array([[NetworkPass]](repeating: critic, count: configuration.criticSteps).joined())
-        // Alternating: the generator's turn runs G and the updated D again, on fresh noise.
-        if configuration.updateScheme == .alternating { passes += [NetworkPass(g), NetworkPass(d)] }
+        // Alternating: the generator's turn runs the updated D again, on G's images of fresh noise
+        // (G runs again) or of the same z (G's last pass serves).
+        if configuration.updateScheme == .alternating {
+            passes += (reusesGeneratorForward ? [] : [NetworkPass(g)]) + [NetworkPass(d)]
+        }
         // G's loss: back through D (its input gradients, not its parameters') into G's parameters.
         passes += [NetworkPass(d, backward: BackwardOptions(parameterGradients: false, inputGradient: true)),
                    NetworkPass(g, backward: BackwardOptions(parameterGradients: true, inputGradient: false))]

@@ -79,6 +79,13 @@ final class StepAccountingTests: XCTestCase {
         split.batchSize = 4
         split.discriminatorUpdate = .split
         procedures.append(split)
+        for model in [ModelKind.mlp, .dcgan] {
+            var same = GANConfiguration.defaults(for: model)
+            same.batchSize = 2
+            same.updateScheme = .alternating
+            same.generatorNoise = .same
+            procedures.append(same)
+        }
         var gp = GANConfiguration.defaults(for: .dcganGP, loss: .wganGP)
         gp.batchSize = 2
         gp.criticSteps = 2
@@ -94,6 +101,37 @@ final class StepAccountingTests: XCTestCase {
             XCTAssertEqual(counters[0].flops, expected.generator, name + " G")
             XCTAssertEqual(counters[1].flops, expected.discriminator, name + " D")
         }
+    }
+
+    /// On the same z, the generator's turn reuses G's pass of the critic update: the parameters
+    /// come out bit for bit as with the pass run again (the DCGAN's batch norm statistics, which
+    /// training-mode passes do not read, move once a step instead of twice).
+    func testTheGeneratorTurnOnTheSameZReusesGsPass() throws {
+        for model in [ModelKind.mlp, .dcgan] {
+            var c = GANConfiguration.defaults(for: model)
+            c.batchSize = 4
+            c.updateScheme = .alternating
+            c.generatorNoise = .same
+            c.seed = 2
+            let reusing = GANTrainer(configuration: c, communicator: SingleProcessCommunicator())
+            let recomputing = GANTrainer(configuration: c, communicator: SingleProcessCommunicator())
+            XCTAssertTrue(reusing.reusesGeneratorForward)
+            recomputing.reusesGeneratorForward = false
+            let data = SyntheticData(count: 16, batch: 4)
+            var losses: [[Double]] = []
+            for trainer in [reusing, recomputing] {
+                try trainer.initializeParameters()
+                losses.append(try (0 ..< 3).map { try trainer.step(data: data, step: $0).generatorLoss })
+            }
+            XCTAssertEqual(losses[0], losses[1], "\(model)")
+            for role in NetworkRole.allCases {
+                XCTAssertEqual(Array(reusing.models[role].parameters.values), Array(recomputing.models[role].parameters.values),
+                               "\(model) \(role)")
+            }
+        }
+        var fresh = GANConfiguration.defaults(for: .dcgan)
+        fresh.updateScheme = .alternating
+        XCTAssertFalse(GANTrainer(configuration: fresh, communicator: SingleProcessCommunicator()).reusesGeneratorForward)
     }
 
     // MARK: Phases
