@@ -2,7 +2,7 @@ import Kernels
 import NN
 
 /// One of the two networks of a GAN.
-public enum NetworkRole: String, CaseIterable, Sendable {
+public enum NetworkRole: String, CaseIterable, Sendable, Codable {
     case generator, discriminator
 
     /// "G" or "D".

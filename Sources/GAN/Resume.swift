@@ -159,7 +159,7 @@ public struct ConfigurationRequest: Sendable, Equatable {
 }
 
 /// What a resumed run does differently from the run that wrote its checkpoint.
-public enum ResumeNote: Sendable, Equatable {
+public enum ResumeNote: Sendable, Equatable, Codable {
     /// `--lr` differs from the checkpoint's: both networks continue at `to`.
     case learningRateChanged(from: Float, to: Float)
     /// One network continues at another learning rate (`--g-lr`, `--d-lr`, or `--lr` when
@@ -248,34 +248,16 @@ public struct ResumePlan: Sendable, Equatable {
         var path: String
         var configuration: GANConfiguration
         var skipped: [[String]]
-        var learningRate: [Float]?
-        /// [from, to] of `networkLearningRateChanged`, by `NetworkRole.rawValue`.
-        var networkLearningRates: [String: [Float]]?
-        var ranks: [Int]?
+        var notes: [ResumeNote]
 
         init(_ plan: ResumePlan) {
             path = plan.path
             configuration = plan.configuration
             skipped = plan.skipped.map { [$0.path, $0.reason] }
-            for note in plan.notes {
-                switch note {
-                case let .learningRateChanged(from, to): learningRate = [from, to]
-                case let .networkLearningRateChanged(role, from, to):
-                    networkLearningRates = (networkLearningRates ?? [:]).merging([role.rawValue: [from, to]]) { $1 }
-                case let .rankCountChanged(from, to, batch): ranks = [from, to, batch]
-                }
-            }
+            notes = plan.notes
         }
 
         var plan: ResumePlan {
-            var notes: [ResumeNote] = []
-            if let learningRate { notes.append(.learningRateChanged(from: learningRate[0], to: learningRate[1])) }
-            for role in NetworkRole.allCases {
-                if let rates = networkLearningRates?[role.rawValue] {
-                    notes.append(.networkLearningRateChanged(role, from: rates[0], to: rates[1]))
-                }
-            }
-            if let ranks { notes.append(.rankCountChanged(from: ranks[0], to: ranks[1], batchSize: ranks[2])) }
             return ResumePlan(path: path, configuration: configuration,
                               skipped: skipped.map { SkippedCheckpoint(path: $0[0], reason: $0[1]) }, notes: notes)
         }
