@@ -1,6 +1,6 @@
 // swift-tools-version:6.0
 // The manifest reads as the architecture: each target is one concern, and
-// dependencies only point down the list (CLI -> GAN, Evaluation -> NN/Optim/Datasets/Distributed -> Kernels).
+// dependencies only point down the list (CLI -> GAN, Evaluation -> NN/Optim/Datasets/Distributed/TensorBoard -> Kernels).
 import PackageDescription
 
 /// Hot loops are written with SIMD8<Float> and `addingProduct`; without AVX2/FMA at compile time
@@ -23,6 +23,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // C libraries and shims.
@@ -56,8 +57,15 @@ let package = Package(
         // Processes.
         .target(name: "Distributed", dependencies: ["CMPI", "CSignals"], swiftSettings: simd),
 
+        // TensorBoard's event files: TFRecord framing and the Event / Summary messages, encoded by
+        // swift-protobuf from Protos/events.proto (the generated code is committed:
+        // launch/regenerate-protos remakes it).
+        .target(name: "TensorBoard", dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Protos"]),
+
         // The product: models, losses, the training step, checkpoints, outputs.
-        .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels", "Backends"],
+        .target(name: "GAN", dependencies: ["NN", "Optim", "Datasets", "Distributed", "FileFormats", "Kernels", "Backends",
+                                            "TensorBoard"],
                 swiftSettings: simd),
 
         // Measuring quality: a digit classifier of Gantry's own layers, and the Fréchet distance,
@@ -84,6 +92,7 @@ let package = Package(
         .testTarget(name: "FileFormatsTests", dependencies: ["FileFormats", "TestSupport", "CZlib"], swiftSettings: simd),
         .testTarget(name: "DatasetsTests", dependencies: ["Datasets", "TestSupport"], swiftSettings: simd),
         .testTarget(name: "DistributedTests", dependencies: ["Distributed"], swiftSettings: simd),
+        .testTarget(name: "TensorBoardTests", dependencies: ["TensorBoard", "TestSupport"]),
         .testTarget(name: "EvaluationTests", dependencies: ["Evaluation", "Datasets", "Backends", "Kernels", "TestSupport"],
                     swiftSettings: simd),
         .testTarget(name: "GANTests", dependencies: ["GAN", "Backends", "Kernels", "FileFormats", "TestSupport"], exclude: ["KerasReference"], swiftSettings: simd),
