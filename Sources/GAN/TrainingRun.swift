@@ -59,6 +59,10 @@ public struct TrainingOptions: Sendable {
     /// Steps between evaluations of the generator's images (`--eval-every`; 0: none). The
     /// run's `SampleEvaluator` judges them on rank 0; the figures go to every output.
     public var evaluateEvery = 0
+    /// Rank 0 writes TensorBoard's event file to `OUT/tensorboard` (`TensorBoardOutput`).
+    public var tensorboard = true
+    /// Histograms of every parameter tensor and its gradient every this many steps (0: never).
+    public var histogramEvery = 0
 
     public init(outputDirectory: String) { self.outputDirectory = outputDirectory }
 
@@ -165,6 +169,7 @@ public final class TrainingRun {
                                       try MetricsFile(directory: options.outputDirectory),
                                       SampleAnimation(outputDirectory: options.outputDirectory, sampleDirectory: options.sampleDirectory,
                                                       imageHeight: configuration.imageHeight, imageWidth: configuration.imageWidth)]
+                + (options.tensorboard ? [TensorBoardOutput(directory: options.outputDirectory + "/tensorboard")] : [])
         } else {
             self.outputs = outputs
         }
@@ -184,6 +189,18 @@ public final class TrainingRun {
 
     private func record(_ event: TrainingEvent) throws {
         for output in outputs { try output.record(event) }
+    }
+
+    /// Copies of both networks' parameter tensors and gradients, named as in checkpoints.
+    func parameterSnapshot(step: Int) -> ParameterSnapshot {
+        ParameterSnapshot(step: step, tensors: NetworkRole.allCases.flatMap { role in
+            let store = trainer.models[role].parameters
+            return store.entries.map { entry in
+                let range = entry.offset ..< entry.offset + entry.count
+                return ParameterSnapshot.Tensor(name: "\(role.rawValue).\(entry.name)", values: Array(store.values[range]),
+                                                gradients: Array(store.gradients[range]))
+            }
+        })
     }
 
     /// Trains to `totalSteps`, or until a stop signal.
@@ -268,6 +285,9 @@ public final class TrainingRun {
                     let figures = try evaluate(with: evaluator)
                     trainer.observer?.end(.samples)
                     try record(.evaluated(EvaluationRecord(step: done, figures: figures)))
+                }
+                if stop == nil, options.histogramEvery > 0, done % options.histogramEvery == 0 || last {
+                    try record(.parameters(parameterSnapshot(step: done)))
                 }
                 if stop == nil, (options.sampleEvery > 0 && done % options.sampleEvery == 0) || last {
                     trainer.observer?.begin(.samples)

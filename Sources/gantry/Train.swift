@@ -111,6 +111,12 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("max-seconds"), help: ArgumentHelp("Stop after S seconds of training (the ranks agree on the step), with final samples and checkpoint.", valueName: "S"))
     var maxSeconds: Double?
 
+    @Flag(inversion: .prefixedNo, help: "Write TensorBoard's event file to --out/tensorboard (rank 0): the figures of metrics.jsonl, the sample grids, histograms with --histogram-every; view with tensorboard --logdir OUT/tensorboard.")
+    var tensorboard = true
+
+    @Option(name: .customLong("histogram-every"), help: ArgumentHelp("Every N steps and at the end, TensorBoard histograms of every parameter tensor and its last gradient (default 0: none).", valueName: "N"))
+    var histogramEvery: Int = 0
+
     @Flag(name: .customLong("sync-bn"), inversion: .prefixedNo,
           help: "Batch norm statistics over the global batch (all ranks), as one process with batch x ranks (default: each rank's own).")
     var syncBatchNorm: Bool?
@@ -177,6 +183,8 @@ struct Train: ParsableCommand {
         if let clip, !(clip > 0 && clip.isFinite) { throw ValidationError("--clip must be a positive number, got \(clip)") }
         if let gpWeight, !(gpWeight >= 0 && gpWeight.isFinite) { throw ValidationError("--gp-weight must be 0 or more, got \(gpWeight)") }
         if let evalEvery, evalEvery <= 0 { throw ValidationError("--eval-every must be a positive integer, got \(evalEvery)") }
+        if histogramEvery < 0 { throw ValidationError("--histogram-every must be 0 (none) or a positive integer, got \(histogramEvery)") }
+        if histogramEvery > 0 && !tensorboard { throw ValidationError("--histogram-every writes to TensorBoard's file: drop --no-tensorboard or --histogram-every") }
         if evalCount < 2 { throw ValidationError("--eval-count must be 2 or more (a covariance needs two images), got \(evalCount)") }
         if let maxSeconds, !(maxSeconds > 0 && maxSeconds.isFinite) {
             throw ValidationError("--max-seconds must be a positive number, got \(maxSeconds)")
@@ -253,6 +261,8 @@ struct Train: ParsableCommand {
         if let preset { o.sampleCount = preset.sampleCount }
         o.maxSeconds = maxSeconds ?? preset?.maxSeconds
         o.evaluateEvery = evalEvery ?? 0
+        o.tensorboard = tensorboard
+        o.histogramEvery = histogramEvery
         o.checkEvery = checkEvery
         o.keep = keep
         o.profile = profile

@@ -56,6 +56,8 @@ public enum EventText {
         case let .stopped(stop):
             return "gantry: \(StopSignal.name(stop.signal)) received: every rank finished step \(stop.step); "
                 + "writing its checkpoint"
+        case .parameters:
+            return nil
         }
     }
 

@@ -68,7 +68,7 @@ public final class Timeline: TrainingOutput, StepObserver {
             file?.write(Data(end.utf8))
             try file?.close()
             file = nil
-        case .resumed, .saved, .evaluated:
+        case .resumed, .saved, .evaluated, .parameters:
             break
         }
     }

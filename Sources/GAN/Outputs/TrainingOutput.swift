@@ -36,6 +36,22 @@ public enum TrainingEvent: Sendable {
     /// A stop signal ends the run after `step`; rank 0 writes the checkpoint next. Every rank
     /// hears it at the same point, as `finished`.
     case stopped(RunStop)
+    /// Rank 0's copy of every parameter tensor and its last gradient (`--histogram-every`).
+    case parameters(ParameterSnapshot)
+}
+
+/// Each parameter tensor of both networks after a step, with the gradient of the network's last
+/// update (averaged over the ranks): copies, so an output may keep them.
+public struct ParameterSnapshot: Sendable {
+    public struct Tensor: Sendable {
+        /// As in checkpoints: "generator.0.kernel".
+        public var name: String
+        public var values: [Float]
+        public var gradients: [Float]
+    }
+
+    public var step: Int
+    public var tensors: [Tensor]
 }
 
 /// The run as it starts.
