@@ -9,6 +9,8 @@ import GAN
 /// lost rank, a disk that fills up). A stop signal is 128 + its number (130, 143).
 func exitStatus(for error: Error) -> Int32 {
     switch error {
+    case let error as DataLoadError:
+        return exitStatus(for: error.underlying)
     case let error as CheckpointError:
         if case .nonFinite = error { return 1 }
         return 2

@@ -296,8 +296,14 @@ struct Train: ParsableCommand {
             }
             let environment = ProcessInfo.processInfo.environment
             let directory = resolveDataDirectory(explicit: data, environment: environment)
-            let shard = try MNISTShardData(directory: directory, configuration: configuration,
-                                           rank: communicator.rank, ranks: communicator.size)
+            let shard: MNISTShardData
+            do {
+                shard = try MNISTShardData(directory: directory, configuration: configuration,
+                                               rank: communicator.rank, ranks: communicator.size)
+            } catch {
+                // Each host reads its own files: a host without them names itself.
+                throw DataLoadError(host: communicator.processorName, ranks: communicator.size, underlying: error)
+            }
             var options = trainingOptions(model: configuration.model,
                                           stepsPerEpoch: max(1, shard.batchesPerEpoch / configuration.criticSteps))
             options.resume = plan
@@ -327,6 +333,18 @@ struct Train: ParsableCommand {
             }
             throw ExitCode(128 + stop.signal)
         }
+    }
+}
+
+/// A rank could not load its shard of `--data`: the error (which names the path), and the host
+/// the rank ran on, since each host reads the data folder from its own disk.
+struct DataLoadError: Error, CustomStringConvertible {
+    let host: String
+    let ranks: Int
+    let underlying: Error
+
+    var description: String {
+        "on host \(host): \(underlying)" + (ranks > 1 ? " (every host reads --data at the same path)" : "")
     }
 }
 
