@@ -197,15 +197,19 @@ struct Train: ParsableCommand {
             throw ValidationError("\(name) must be a positive number, got \(value)")
         }
         if out?.isEmpty == true { throw ValidationError("--out must name a folder") }
+        // Rank 0 alone writes the timeline and reads the checkpoint, on its host: under mpirun the
+        // other ranks (other hosts, without those folders perhaps) leave these checks to it.
+        let checksFiles = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].map { $0 == "0" } ?? true
         if let timeline {
             guard !timeline.isEmpty else { throw ValidationError("--timeline must name a file") }
             let folder = (timeline as NSString).deletingLastPathComponent
             var isFolder: ObjCBool = false
-            if !folder.isEmpty, !(FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) {
+            if checksFiles, !folder.isEmpty,
+               !(FileManager.default.fileExists(atPath: folder, isDirectory: &isFolder) && isFolder.boolValue) {
                 throw ValidationError("--timeline \(timeline): there is no folder \(folder); create it, or name a file in an existing folder")
             }
         }
-        if let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
+        if checksFiles, let resume, resume != Train.latestCheckpoint, !FileManager.default.fileExists(atPath: resume) {
             throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
         }
         _ = try chooseInstructionSet(flag: isa)
