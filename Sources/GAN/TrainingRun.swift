@@ -210,12 +210,14 @@ public final class TrainingRun {
         let firstStep = try start()
         let total = totalSteps
         guard firstStep < total else { throw TrainingError.alreadyFinished(step: firstStep, totalSteps: total) }
+        let hosts = try communicator.gather(Array(communicator.processorName.utf8), root: 0).map { String(decoding: $0, as: UTF8.self) }
         try record(.started(RunDescription(
             configuration: c, ranks: communicator.size, threads: threads, stepsPerEpoch: stepsPerEpoch,
             firstStep: firstStep, totalSteps: total, generatorParameters: trainer.models.generator.parameters.count,
             discriminatorParameters: trainer.models.discriminator.parameters.count, exchange: trainer.exchangeOptions,
             outputDirectory: options.outputDirectory,
-            layers: Dictionary(uniqueKeysWithValues: NetworkRole.allCases.map { ($0, trainer.models[$0].layers.map(Benchmark.describe)) }))))
+            layers: Dictionary(uniqueKeysWithValues: NetworkRole.allCases.map { ($0, trainer.models[$0].layers.map(Benchmark.describe)) }),
+            hosts: hosts)))
         let phases = options.profile ? PhaseTimer() : nil
         trainer.observer = StepObservers.combine([phases].compactMap { $0 } + outputs.compactMap(\.stepObserver))
         defer { trainer.observer = nil }

@@ -41,6 +41,7 @@ public enum EventText {
                 + "\(r.stepsPerEpoch) steps/epoch, steps \(r.firstStep)..<\(r.totalSteps), G \(r.generatorParameters) + "
                 + "D \(r.discriminatorParameters) parameters, \(procedure(c)), \(r.threads) thread(s) per rank"
                 + (r.ranks > 1 ? ", gradients " + exchange(r.exchange) : "")
+                + (r.ranks > 1 && !r.hosts.isEmpty ? "\ngantry: hosts: " + hostList(r.hosts) : "")
         case let .resumed(path, step, skipped, notes):
             return (skipped.map { "gantry: skipped \($0.path): \($0.reason)" } + ["gantry: resuming from \(path) at step \(step)"]
                     + notes.map { "gantry: \($0.description)" })
@@ -59,6 +60,22 @@ public enum EventText {
         case .parameters:
             return nil
         }
+    }
+
+    /// Each host with its ranks, in rank order: "node1 (ranks 0-3), node2 (ranks 4-7)",
+    /// "gantry-h1 (rank 0), gantry-h2 (rank 1)".
+    static func hostList(_ hosts: [String]) -> String {
+        var runs: [(host: String, ranks: ClosedRange<Int>)] = []
+        for (rank, host) in hosts.enumerated() {
+            if let last = runs.last, last.host == host, last.ranks.upperBound == rank - 1 {
+                runs[runs.count - 1].ranks = last.ranks.lowerBound...rank
+            } else {
+                runs.append((host, rank...rank))
+            }
+        }
+        return runs.map { run in
+            "\(run.host) (" + (run.ranks.count == 1 ? "rank \(run.ranks.lowerBound)" : "ranks \(run.ranks.lowerBound)-\(run.ranks.upperBound)") + ")"
+        }.joined(separator: ", ")
     }
 
     /// The loss and how a step updates the networks: "loss wgan-gp, alternating, 5 critic steps".

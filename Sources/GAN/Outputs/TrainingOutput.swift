@@ -68,6 +68,8 @@ public struct RunDescription: Sendable {
     public var outputDirectory: String
     /// Each network's layers, described (`Benchmark.describe`), in order.
     public var layers: [NetworkRole: [String]]
+    /// The host each rank runs on (MPI's processor name), in rank order; on rank 0 only, empty elsewhere.
+    public var hosts: [String] = []
 
     public var globalBatch: Int { configuration.batchSize * ranks }
 }
