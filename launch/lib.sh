@@ -27,9 +27,10 @@ cores() {
 
 # mpi_hosts [HOSTFILE]: the hosts mpirun will run on, as "NAME SLOTS" lines in `hosts`, and the
 # sum of their slots in `slots`: the hostfile given, else the one in OMPI_MCA_orte_default_hostfile
-# if set (as fake-hosts sets it), else this host with its cores. A hostfile's lines are
+# if set (as fake-hosts sets it), else a Slurm allocation's (see in_slurm_allocation: one line,
+# its node list and its tasks), else this host with its cores. A hostfile's lines are
 # "host slots=K"; a line without slots counts 1; '#' starts a comment. `hostfile_used` is the
-# file read, empty for this host.
+# file read, empty for a Slurm allocation or this host.
 mpi_hosts() {
   hostfile_used=${1:-${OMPI_MCA_orte_default_hostfile:-}}
   if [ -n "$hostfile_used" ]; then
@@ -37,11 +38,25 @@ mpi_hosts() {
     hosts=$(awk '{ sub(/#.*/, "") } NF {
                    k = 1; for (i = 2; i <= NF; i++) if ($i ~ /^slots=/) { k = substr($i, 7) + 0 }
                    print $1, k }' "$hostfile_used")
+  elif in_slurm_allocation; then
+    hosts="${SLURM_JOB_NODELIST:-$(uname -n)} $(slurm_tasks)"
   else
     hosts="$(uname -n) $(cores)"
   fi
   slots=$(awk '{ total += $2 } END { print total + 0 }' <<< "$hosts")
   ((slots > 0)) || die "no hosts in hostfile '$hostfile_used'"
+}
+
+# in_slurm_allocation: whether this runs inside a Slurm job (sbatch, salloc: SLURM_JOB_ID and
+# SLURM_TASKS_PER_NODE set). mpirun then takes the allocation's hosts from Slurm by itself, a
+# slot per task.
+in_slurm_allocation() { [ -n "${SLURM_JOB_ID:-}" ] && [ -n "${SLURM_TASKS_PER_NODE:-}" ]; }
+
+# slurm_tasks: the allocation's tasks: SLURM_NTASKS, else (sbatch without -n) the sum of
+# SLURM_TASKS_PER_NODE ("16(x2),8" is 40).
+slurm_tasks() {
+  [ -z "${SLURM_NTASKS:-}" ] || { echo "$SLURM_NTASKS"; return; }
+  awk -v RS=, -F'[(x)]' 'NF { total += $1 * ($3 == "" ? 1 : $3) } END { print total + 0 }' <<< "$SLURM_TASKS_PER_NODE"
 }
 
 # one_rank_per_host: whether mpi_hosts read a hostfile whose hosts each have one slot. Such a
