@@ -14,7 +14,7 @@ func exitStatus(for error: Error) -> Int32 {
     case let error as CheckpointError:
         if case .nonFinite = error { return 1 }
         return 2
-    case is DatasetError, is SafetensorsError, is ConfigurationError:
+    case is DatasetError, is SafetensorsError, is ConfigurationError, is RunRecordError:
         return 2
     case let error as EvaluationError:
         switch error {

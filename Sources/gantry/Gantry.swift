@@ -16,6 +16,7 @@ struct Gantry: ParsableCommand {
               gantry eval --checkpoint runs/a/checkpoints/step-00020000.safetensors
               gantry bench --model dcgan --steps 20
             """,
+        version: BuildInfo.description,
         subcommands: [Train.self, Sample.self, Eval.self, Bench.self, Presets.self])
 }
 

@@ -136,6 +136,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("check-every"), help: "Steps between checks that all ranks hold identical parameters.")
     var checkEvery: Int = 100
 
+    @Option(help: ArgumentHelp("Repeat the run that wrote FILE (its --out's run.json): its configuration and schedule, its data folder unless --data; with the same ranks, the same losses step for step. Needs a new --out; flags that change the run are refused beside it.", valueName: "FILE"))
+    var config: String?
+
     @Option(help: ArgumentHelp("Continue from the newest checkpoint in --out that loads (alone), or from FILE, with its model and optimizer settings (only --lr, the length, the outputs and the intervals may change).", valueName: "FILE"))
     var resume: String?
 
@@ -197,6 +200,7 @@ struct Train: ParsableCommand {
             throw ValidationError("\(name) must be a positive number, got \(value)")
         }
         if out?.isEmpty == true { throw ValidationError("--out must name a folder") }
+        if let config { try validateRepeat(config) }
         // Rank 0 alone writes the timeline and reads the checkpoint, on its host: under mpirun the
         // other ranks (other hosts, without those folders perhaps) leave these checks to it.
         let checksFiles = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"].map { $0 == "0" } ?? true
@@ -213,6 +217,29 @@ struct Train: ParsableCommand {
             throw ValidationError("--resume \(resume): no such file; pass a checkpoint file, or --resume alone for the latest in --out")
         }
         _ = try chooseInstructionSet(flag: isa)
+    }
+
+    /// `--config FILE` repeats a run as recorded: it needs a new --out, and no flag that would change the run.
+    func validateRepeat(_ config: String) throws {
+        guard out != nil else { throw ValidationError("--config \(config) needs --out NEW, a folder for the repeated run") }
+        let given: [(String, Bool)] = [
+            ("--preset", preset != nil), ("--model", model != nil), ("--steps", steps != nil), ("--epochs", epochs != nil),
+            ("--batch-size", batchSize != nil), ("--lr", lr != nil), ("--g-lr", generatorLR != nil), ("--d-lr", discriminatorLR != nil),
+            ("--beta1", beta1 != nil), ("--beta2", beta2 != nil), ("--seed", seed != nil), ("--label-smoothing", labelSmoothing != nil),
+            ("--noise", noise != nil), ("--update-scheme", updateScheme != nil), ("--dropout", dropout != nil),
+            ("--loss", loss != nil), ("--optimizer", optimizer != nil), ("--critic-steps", criticSteps != nil),
+            ("--d-update", discriminatorUpdate != nil), ("--g-noise", generatorNoise != nil), ("--clip", clip != nil),
+            ("--gp-weight", gpWeight != nil), ("--ema", ema != nil), ("--eval-every", evalEvery != nil),
+            ("--eval-count", evalCount != 10_000), ("--max-seconds", maxSeconds != nil), ("--no-tensorboard", !tensorboard),
+            ("--histogram-every", histogramEvery != 0), ("--sync-bn", syncBatchNorm != nil), ("--sample-every", sampleEvery != nil),
+            ("--checkpoint-every", checkpointEvery != nil), ("--keep", keep != 5), ("--log-every", logEvery != 100),
+            ("--check-every", checkEvery != 100), ("--resume", resume != nil), ("--profile", profile), ("--max-loss", maxLoss != 1e6),
+            ("--no-overlap", exchange.noOverlap), ("--bucket-kb", exchange.bucketKiB != ExchangeOptions().bucketBytes >> 10),
+            ("--allreduce-fp16", exchange.halfPrecision),
+        ]
+        if let flag = given.first(where: \.1)?.0 {
+            throw ValidationError("--config repeats the recorded run, so \(flag) cannot change it; drop \(flag), or edit a copy of \(config)")
+        }
     }
 
     /// The settings the flags give (nil: not given).
@@ -293,13 +320,20 @@ struct Train: ParsableCommand {
                                     directory: outputDirectory + "/checkpoints", request: request(ranks: communicator.size),
                                     communicator: communicator)
             }
-            let configuration = plan?.configuration ?? request(ranks: communicator.size).fresh
+            // --config: every rank reads the record (at the same path on every host, as --data).
+            let recorded = try config.map(RunRecord.read)
+            let configuration = plan?.configuration ?? recorded?.configuration ?? request(ranks: communicator.size).fresh
+            if communicator.isRoot, let recorded, recorded.ranks != communicator.size {
+                FileHandle.standardError.write(Data(("gantry: note: \(config!) ran on \(recorded.ranks) rank(s), this run on "
+                    + "\(communicator.size): each rank keeps its batch \(configuration.batchSize), so the global batch and the "
+                    + "losses differ; run with -np \(recorded.ranks) to repeat it step for step\n").utf8))
+            }
             if communicator.isRoot, plan == nil, batchSize == nil,
                let note = preset.flatMap(Preset.named)?.batchNote(ranks: communicator.size) {
                 FileHandle.standardError.write(Data("gantry: note: \(note)\n".utf8))
             }
             let environment = ProcessInfo.processInfo.environment
-            let directory = resolveDataDirectory(explicit: data, environment: environment)
+            let directory = resolveDataDirectory(explicit: data ?? recorded?.dataDirectory, environment: environment)
             let shard: MNISTShardData
             do {
                 shard = try MNISTShardData(directory: directory, configuration: configuration,
@@ -308,15 +342,25 @@ struct Train: ParsableCommand {
                 // Each host reads its own files: a host without them names itself.
                 throw DataLoadError(host: communicator.processorName, ranks: communicator.size, underlying: error)
             }
-            var options = trainingOptions(model: configuration.model,
-                                          stepsPerEpoch: max(1, shard.batchesPerEpoch / configuration.criticSteps))
+            var options = recorded?.schedule.options(outputDirectory: outputDirectory)
+                ?? trainingOptions(model: configuration.model,
+                                   stepsPerEpoch: max(1, shard.batchesPerEpoch / configuration.criticSteps))
             options.resume = plan
-            let backend = try Backends.make(try chooseInstructionSet(flag: isa),
+            let instructionSet = try chooseInstructionSet(flag: isa)
+            let backend = try Backends.make(instructionSet,
                                             threads: threads ?? Train.defaultThreads(environment: environment))
             var outputs: [TrainingOutput] = progress.map { [$0] } ?? []
             if let timeline { outputs.append(Timeline(path: timeline, communicator: communicator)) }
-            let evaluator = try evalEvery.map { _ in
-                try TrainingEvaluator(count: evalCount, directory: directory, isRoot: communicator.isRoot,
+            let evaluationCount = recorded?.evaluationCount ?? evalCount
+            if communicator.isRoot {
+                outputs.append(RunRecordFile(RunRecord(
+                    gantry: .init(version: BuildInfo.version, commit: BuildInfo.commit), command: CommandLine.arguments,
+                    configuration: configuration, schedule: .init(options), evaluationCount: evaluationCount,
+                    ranks: communicator.size, threads: backend.threads, hosts: [], cpu: BuildInfo.cpu,
+                    kernels: instructionSet.rawValue, dataDirectory: directory, dataFiles: try RunRecord.dataFiles(in: directory))))
+            }
+            let evaluator = try (options.evaluateEvery > 0 ? evaluationCount : nil).map { count in
+                try TrainingEvaluator(count: count, directory: directory, isRoot: communicator.isRoot,
                                       environment: environment, backend: backend)
             }
             let run = try TrainingRun(configuration: configuration, options: options, data: shard,
