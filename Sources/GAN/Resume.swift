@@ -115,17 +115,23 @@ public struct ConfigurationRequest: Sendable, Equatable {
         if let generatorAverageDecay { c.generatorAverageDecay = generatorAverageDecay }
     }
 
-    /// A resumed run's configuration: `stored` (the checkpoint's at `path`), with the learning
-    /// rate changed if one is given (and a note saying so). Any other given setting must equal
-    /// the stored one: a resumed run keeps its model and optimizer settings.
-    public func resumed(from stored: GANConfiguration, path: String) throws -> (GANConfiguration, [ResumeNote]) {
+    /// A resumed run's configuration: `stored` (the checkpoint's at `path`, written by
+    /// `storedRanks` ranks, resumed on `ranks`), with the learning rate changed if one is given
+    /// (and a note saying so). Any other given setting must equal the stored one: a resumed run
+    /// keeps its model and optimizer settings. The batch per rank may change only where it keeps
+    /// the global batch on another number of ranks (a run restarted on the hosts that remain).
+    public func resumed(from stored: GANConfiguration, path: String,
+                        storedRanks: Int = 1, ranks: Int = 1) throws -> (GANConfiguration, [ResumeNote]) {
         func check<T: Equatable>(_ flag: String, _ requested: T?, _ kept: T) throws {
             if let requested, requested != kept {
                 throw CheckpointError.settingChanged(path: path, flag: flag, stored: "\(kept)", requested: "\(requested)")
             }
         }
         try check("--model", model?.rawValue, stored.model.rawValue)
-        try check("--batch-size", batchSize, stored.batchSize)
+        let splitBatch = batchSize.flatMap { batch in
+            batch != stored.batchSize && batch * ranks == stored.batchSize * storedRanks ? batch : nil
+        }
+        if splitBatch == nil { try check("--batch-size", batchSize, stored.batchSize) }
         try check("--beta1", beta1, stored.generatorOptimizer.beta1)
         try check("--beta2", beta2, stored.generatorOptimizer.beta2)
         try check("--seed", seed, stored.seed)
@@ -154,6 +160,12 @@ public struct ConfigurationRequest: Sendable, Equatable {
         }
         if let g { c.generatorOptimizer.learningRate = g }
         if let d { c.discriminatorOptimizer.learningRate = d }
+        if let splitBatch {
+            c.batchSize = splitBatch
+            notes.append(.batchSplitChanged(fromRanks: storedRanks, toRanks: ranks, fromBatch: stored.batchSize, toBatch: splitBatch))
+        } else if storedRanks != ranks {
+            notes.append(.rankCountChanged(from: storedRanks, to: ranks, batchSize: c.batchSize))
+        }
         return (c, notes)
     }
 }
@@ -168,6 +180,10 @@ public enum ResumeNote: Sendable, Equatable, Codable {
     /// Another number of ranks: the shards, so the data order, change (and the global batch,
     /// the per-rank batch times the ranks).
     case rankCountChanged(from: Int, to: Int, batchSize: Int)
+    /// Another number of ranks, each with the batch that keeps the global batch
+    /// (`--batch-size` given so, as `launch/train --restarts` does): the shards, so the data
+    /// order, change; the global batch does not.
+    case batchSplitChanged(fromRanks: Int, toRanks: Int, fromBatch: Int, toBatch: Int)
 
     public var description: String {
         switch self {
@@ -179,6 +195,10 @@ public enum ResumeNote: Sendable, Equatable, Codable {
             return "resuming on \(to) rank\(to == 1 ? "" : "s") from a checkpoint of \(from): each rank's shard, so the data order, "
                 + "changes from here, and the global batch is \(batch * to) (was \(batch * from)); the run is no longer "
                 + "bit-identical to an uninterrupted one"
+        case let .batchSplitChanged(fromRanks, toRanks, fromBatch, toBatch):
+            return "resuming on \(toRanks) rank\(toRanks == 1 ? "" : "s") x batch \(toBatch) from a checkpoint of \(fromRanks) "
+                + "x batch \(fromBatch): the global batch stays \(toBatch * toRanks), but each rank's shard, so the data order, "
+                + "changes from here; the run is no longer bit-identical to an uninterrupted one"
         }
     }
 }
@@ -221,13 +241,12 @@ public struct ResumePlan: Sendable, Equatable {
         for path in candidates {
             do {
                 let stored = try Checkpoint.configuration(at: path)
-                let (configuration, notes) = try request.resumed(from: stored, path: path)
+                let written = try Checkpoint.ranks(at: path) ?? ranks
+                let (configuration, notes) = try request.resumed(from: stored, path: path, storedRanks: written, ranks: ranks)
                 // Load it whole (every tensor's checksum) into a model of that configuration.
                 let trial = GANTrainer(configuration: configuration, communicator: SingleProcessCommunicator())
                 _ = try Checkpoint.restore(trial, from: path)
-                let written = try Checkpoint.ranks(at: path) ?? ranks
-                let moved = written == ranks ? [] : [ResumeNote.rankCountChanged(from: written, to: ranks, batchSize: configuration.batchSize)]
-                return ResumePlan(path: path, configuration: configuration, skipped: skipped, notes: notes + moved)
+                return ResumePlan(path: path, configuration: configuration, skipped: skipped, notes: notes)
             } catch let error as CheckpointError {
                 switch error {
                 case .incompatible, .settingChanged: throw error

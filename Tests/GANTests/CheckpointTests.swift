@@ -376,6 +376,19 @@ final class CheckpointTests: XCTestCase {
             "resuming on 4 ranks from a checkpoint of 1: each rank's shard, so the data order, changes from here, and the "
                 + "global batch is 8 (was 2); the run is no longer bit-identical to an uninterrupted one",
         ])
+        // The batch per rank may change where it keeps the global batch (1 x 2 = 2 x 1), as
+        // launch/train --restarts asks on fewer hosts; not otherwise.
+        var split = ConfigurationRequest()
+        split.batchSize = 1
+        let kept = try ResumePlan.find(.latest, directory: out, request: split, ranks: 2)
+        XCTAssertEqual(kept.configuration.batchSize, 1)
+        XCTAssertEqual(kept.notes.map(\.description), [
+            "resuming on 2 ranks x batch 1 from a checkpoint of 1 x batch 2: the global batch stays 2, but each rank's shard, "
+                + "so the data order, changes from here; the run is no longer bit-identical to an uninterrupted one",
+        ])
+        XCTAssertThrowsError(try ResumePlan.find(.latest, directory: out, request: split, ranks: 3)) { error in
+            XCTAssertEqual(error as? CheckpointError, .settingChanged(path: path, flag: "--batch-size", stored: "2", requested: "1"))
+        }
         // Through the communicator: the same plan.
         XCTAssertEqual(try ResumePlan.make(.latest, directory: out, request: faster, communicator: SingleProcessCommunicator()),
                        try ResumePlan.find(.latest, directory: out, request: faster, ranks: 1))
