@@ -154,6 +154,9 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Write a Chrome trace of every rank's steps (layers, phases, all-reduces with their bytes) to FILE; open it in Perfetto or chrome://tracing.", valueName: "FILE"))
     var timeline: String?
 
+    @Option(name: .customLong("progress"), help: ArgumentHelp("The progress line at each --log-every: live (redrawn in place), plain (a line each) or none (default: live on a terminal, else plain; launch/train decides from its own output).", valueName: "STYLE"))
+    var progressStyle: ProgressStyle?
+
     @Option(name: .customLong("stall-timeout"), help: ArgumentHelp("Seconds a collective may wait for the other ranks before the job stops, naming the ranks that did not arrive.", valueName: "S"))
     var stallTimeout: Double = 60
 
@@ -312,7 +315,7 @@ struct Train: ParsableCommand {
         // Ctrl-C, `kill`, Slurm's preemption: finish the step, checkpoint, exit 130 or 143.
         StopSignal.install()
         let outcome: RunOutcome
-        let progress = communicator.isRoot ? TerminalProgress(live: isatty(STDOUT_FILENO) != 0) : nil
+        let progress = communicator.isRoot ? TerminalProgress(style: progressStyle ?? .automatic) : nil
         do {
             // A resumed run's configuration is its checkpoint's, which rank 0 reads.
             let plan = try resume.map { source in
