@@ -370,6 +370,11 @@ struct Train: ParsableCommand {
                                       communicator: communicator, backend: backend, outputs: outputs,
                                       evaluator: evaluator?.evaluator)
             outcome = try run.run()
+            // Said before MPI_Finalize: once the other ranks exit 143, mpirun may end rank 0 at any moment.
+            if case let .stopped(stop) = outcome, communicator.isRoot {
+                print("gantry: stopped on \(StopSignal.name(stop.signal)) after step \(stop.step); "
+                      + "continue with the same command and --resume")
+            }
             try communicator.finalize()
         } catch {
             // One path for every failure: the whole job stops; saved files are complete
@@ -377,13 +382,7 @@ struct Train: ParsableCommand {
             progress?.closeLine()
             communicator.abort(message: "gantry: \(error)", exitCode: exitStatus(for: error))
         }
-        if case let .stopped(stop) = outcome {
-            if communicator.isRoot {
-                print("gantry: stopped on \(StopSignal.name(stop.signal)) after step \(stop.step); "
-                      + "continue with the same command and --resume")
-            }
-            throw ExitCode(128 + stop.signal)
-        }
+        if case let .stopped(stop) = outcome { throw ExitCode(128 + stop.signal) }
     }
 }
 
