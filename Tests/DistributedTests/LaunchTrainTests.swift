@@ -15,7 +15,14 @@ final class LaunchTrainTests: XCTestCase {
     func testPassesTrainOptionsThrough() throws {
         let line = try dryRun(["--epochs", "3", "-np", "1", "--out", "runs/a b", "--", "-np", "9"])
         XCTAssertTrue(line.hasPrefix("mpirun -np 1 --bind-to core "), line)
-        XCTAssertTrue(line.hasSuffix("gantry train --epochs 3 --out runs/a\\ b -np 9"), line)
+        XCTAssertTrue(line.hasSuffix("gantry train --progress plain --epochs 3 --out runs/a\\ b -np 9"), line)
+    }
+
+    /// Its output is not a terminal here, so the progress is plain, unless the flag is given.
+    func testChoosesTheProgressFromItsOwnOutput() throws {
+        XCTAssertTrue(try dryRun(["-np", "1"]).hasSuffix("gantry train --progress plain"))
+        XCTAssertTrue(try dryRun(["-np", "1", "--progress", "none"]).hasSuffix("gantry train --progress none"))
+        XCTAssertTrue(try dryRun(["-np", "1", "--progress=live"]).hasSuffix("gantry train --progress=live"))
     }
 
     func testOversubscribesOnlyPastTheCores() throws {
@@ -54,7 +61,7 @@ final class LaunchTrainTests: XCTestCase {
     /// The ranks launch/train starts by default on this host: its count of cores.
     private func defaultRanks() throws -> Int {
         let line = try dryRun([])
-        XCTAssertTrue(line.hasSuffix(" --bind-to core \(repository.path)/.build/release/gantry train"), line)
+        XCTAssertTrue(line.hasSuffix(" --bind-to core \(repository.path)/.build/release/gantry train --progress plain"), line)
         let match = try XCTUnwrap(line.firstMatch(of: #/^mpirun -np ([0-9]+) /#), line)
         return try XCTUnwrap(Int(match.1))
     }
