@@ -38,7 +38,7 @@ public struct ExchangeOptions: Sendable, Equatable {
 /// rank to start its collectives in the same order, so a bucket's second collective starts at
 /// fixed points, never when a test happens to see its first complete: when the next bucket
 /// starts, and in `finish`.
-final class GradientExchange {
+public final class GradientExchange {
     let communicator: Communicator
     let options: ExchangeOptions
     weak var observer: StepObserver?
@@ -47,7 +47,7 @@ final class GradientExchange {
     /// Buckets started and not yet waited for, over both networks, in the order they started.
     private var inFlight: [BucketTransfer] = []
 
-    init(communicator: Communicator, options: ExchangeOptions, models: GANModels, backend: Backend) {
+    public init(communicator: Communicator, options: ExchangeOptions, models: GANModels, backend: Backend) {
         self.communicator = communicator
         self.options = options
         self.backend = backend
@@ -76,7 +76,7 @@ final class GradientExchange {
     /// yet (all of them without overlap), then waits for them (and, when profiling, first for
     /// the slowest rank). Every rank calls it at the same point of the step.
     /// On one rank, nothing travels, but the phases are marked all the same.
-    func finish(_ network: NetworkRole) throws {
+    public func finish(_ network: NetworkRole) throws {
         let buckets = networks[network]!
         // Float32 without overlap: one all-reduce of the whole buffer, waited for where it is called.
         let blocking = !alone && !options.overlap && !options.halfPrecision

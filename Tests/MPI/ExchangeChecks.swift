@@ -1,7 +1,7 @@
 import Backends
 import Distributed
 import Kernels
-@testable import GAN
+import GAN
 
 /// The gradient exchange in fp16, on gradients set by hand: halves really travel, and a
 /// non-finite gradient on one rank makes its bucket fall back to fp32, reaching every rank.
