@@ -24,6 +24,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // `swift package generate-documentation` (DocC): the catalog Sources/GAN/GAN.docc and
+        // the other modules' pages. Builds nothing into the products.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // C libraries and shims.
@@ -78,6 +81,12 @@ let package = Package(
             "GAN", "Evaluation", "Datasets", "FileFormats", "Kernels", "Backends", "Distributed", "CCPUFeatures",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),  // no -march: its first act is to check the CPU, which must not need AVX2 itself
+        // An example of the library's public API: a small GAN written on NN, Optim, Datasets and
+        // Distributed, trained data-parallel under mpirun (the DocC article walks through it).
+        .executableTarget(name: "tiny-gan", dependencies: [
+            "GAN", "NN", "Optim", "Kernels", "Backends", "Datasets", "Distributed", "FileFormats",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Examples/TinyGAN", swiftSettings: simd),
         // The file readers under libFuzzer (launch/fuzz); built plainly, it replays inputs.
         .executableTarget(name: "gantry-fuzz", dependencies: ["Datasets", "FileFormats"]),
         // Multi-rank checks, run under `mpirun -np 2` by the DistributedTests and by .ci/run.
