@@ -97,6 +97,7 @@ public enum Backends {
     }
 }
 
+/// Why no backend could be made for this CPU; the CLI words it (see `Backends.choose`).
 public enum BackendError: Error, Equatable {
     /// The CPU lacks AVX2 + FMA, the least the kernels are built for.
     case noSupportedInstructionSet

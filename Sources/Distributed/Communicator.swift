@@ -5,7 +5,7 @@
 /// Buffers are reduced in place. Only the thread that created the communicator calls it.
 ///
 /// Implementations: ``MPICommunicator`` under `mpirun`, ``SingleProcessCommunicator``
-/// otherwise; ``Communicators/makeDefault()`` picks one.
+/// otherwise; ``Communicators/makeDefault(stallTimeout:)`` picks one.
 public protocol Communicator: AnyObject {
     /// This process's index, `0..<size`.
     var rank: Int { get }
@@ -68,7 +68,7 @@ public enum Reduction: Sendable {
     case min
 }
 
-/// An all-reduce started by ``Communicator/startAllReduce(_:_:)``, to be tested or waited on.
+/// An all-reduce started by `Communicator.startAllReduce(_:_:)` (Float or Float16), to be tested or waited on.
 ///
 /// Open MPI moves a non-blocking collective along only inside MPI calls (it has no progress
 /// thread): started and then left alone, the all-reduce mostly happens in `wait()`. Calling

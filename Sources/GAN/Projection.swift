@@ -314,6 +314,8 @@ public enum ProjectionError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// The network's α (latency per message) and β (seconds per byte) fitted to measured
+/// all-reduce timings, for the projection to more ranks (`gantry bench --project`).
 public enum AllReduceFit {
     /// Fits α and β to `timings` of Float all-reduces over `ranks` ranks, each timing under the
     /// algorithm Open MPI runs for its size, with γ known (measured apart: at two ranks every
