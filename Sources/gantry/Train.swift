@@ -2,6 +2,7 @@ import ArgumentParser
 import Backends
 import Datasets
 import Distributed
+import FileFormats
 import Foundation
 import GAN
 import Kernels
@@ -394,7 +395,14 @@ struct DataLoadError: Error, CustomStringConvertible {
     let underlying: Error
 
     var description: String {
-        "on host \(host): \(underlying)" + (ranks > 1 ? " (every host reads --data at the same path)" : "")
+        "on host \(host): \(underlying)" + (ranks > 1 && missingHere ? " (every host reads --data at the same path)" : "")
+    }
+
+    /// Whether the files are missing or cannot be opened on this host (rather than damaged).
+    var missingHere: Bool {
+        if case .missingFiles? = underlying as? DatasetError { return true }
+        if case .cannotOpen? = underlying as? FileError { return true }
+        return false
     }
 }
 
