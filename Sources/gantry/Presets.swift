@@ -5,7 +5,12 @@ import Optim
 /// `gantry presets [NAME]`: what each preset sets, and where it departs from its seed.
 struct Presets: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "List the presets (gantry train --preset NAME): each seed's training procedure.")
+        abstract: "List the presets (gantry train --preset NAME): each seed's training procedure.",
+        discussion: """
+              gantry presets
+              gantry presets seed-004
+              gantry train --preset seed-001 --help
+            """)
 
     @Argument(help: "One preset to describe (default: all).")
     var name: String?

@@ -8,7 +8,11 @@ import Kernels
 /// `gantry sample`: images from a checkpoint's generator, as an IDX file or a PNG grid.
 struct Sample: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Generate digits from a checkpoint: a uint8 IDX file (.idx) or a PNG grid (.png).")
+        abstract: "Generate digits from a checkpoint: a uint8 IDX file (.idx) or a PNG grid (.png).",
+        discussion: """
+              gantry sample --checkpoint runs/a/checkpoints/step-00020000.safetensors --count 10000 --out digits.idx
+              gantry sample --checkpoint runs/a/checkpoints/step-00020000.safetensors --count 64 --columns 8 --out grid.png
+            """)
 
     @Option(help: "A checkpoint written by gantry train (OUT/checkpoints/step-N.safetensors).")
     var checkpoint: String

@@ -23,7 +23,14 @@ struct Train: ParsableCommand {
         abstract: "Train a GAN on MNIST (one process, or every rank of an mpirun job).",
         discussion: """
             --batch-size is per rank: the global batch is batch x ranks (as in PyTorch DDP and Horovod).
-            Outputs in --out: train.log, metrics.jsonl, samples/step-N.png, checkpoints/step-N.safetensors.
+            Outputs in --out: train.log, metrics.jsonl, samples/step-N.png, checkpoints/step-N.safetensors,
+            progress.gif, samples.png, run.json, tensorboard/.
+
+              gantry train --model mlp --steps 2000 --out runs/first
+              launch/train -np 2 --preset fast-dcgan --out runs/fast
+              launch/train -np 2 --model dcgan --epochs 10 --eval-every 1000 --histogram-every 500
+              launch/train -np 2 --out runs/fast --resume
+              launch/train -np 2 --config runs/fast/run.json --out runs/again
             """)
 
     static let latestCheckpoint = "latest"
