@@ -16,7 +16,9 @@ struct Gantry: ParsableCommand {
               gantry eval --checkpoint runs/a/checkpoints/step-00020000.safetensors
               gantry bench --model dcgan --steps 20
             """,
-        version: BuildInfo.description,
+        // The version alone: ArgumentParser reads it whenever it parses, on every rank, and the
+        // commit costs a git process (Entry answers --version with both, see printVersion).
+        version: BuildInfo.version,
         subcommands: [Train.self, Sample.self, Eval.self, Bench.self, Presets.self])
 }
 
@@ -28,6 +30,7 @@ enum Entry {
         // words, before any Swift code that might contain one runs.
         gantry_exit_unless_avx2_fma()
         printPresetBeforeHelp(CommandLine.arguments.dropFirst())
+        printVersion(CommandLine.arguments.dropFirst())
         do {
             var command = try Gantry.parseAsRoot(resumeArgumentsWithDefault(CommandLine.arguments.dropFirst()))
             try command.run()
@@ -40,6 +43,14 @@ enum Entry {
             }
             Gantry.exit(withError: error)
         }
+    }
+
+    /// `gantry --version`: the version and the commit it was built from, asked of git only here
+    /// (and by rank 0 for run.json), not at every start.
+    static func printVersion(_ arguments: ArraySlice<String>) {
+        guard Array(arguments) == ["--version"] else { return }
+        print(BuildInfo.description)
+        exit(0)
     }
 
     /// `gantry train --preset NAME --help`: what the preset sets, before the flags' help.
